@@ -1,0 +1,1 @@
+//! Analyzers: one module per protocol, each turning packets into records. (In progress.)

@@ -1,0 +1,357 @@
+//! The sensor's one configuration file (TOML).
+//!
+//! Every key has a default, so an empty file is a valid configuration for `replay`; `run` needs
+//! at least `capture.interface`. Unknown keys are errors (a typo must not silently fall back to
+//! a default on a box nobody is watching). `docs/config.md` documents every key; keep the two in
+//! step.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::decode::DecodeConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {key}: {message}")]
+    Invalid { path: PathBuf, key: &'static str, message: String },
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub capture: CaptureConfig,
+    pub decode: DecodeSection,
+    pub flow: FlowConfig,
+    pub conn: ConnConfig,
+    pub output: OutputConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    /// Monitoring interface for `run` (e.g. the mirror port `eth1`).
+    pub interface: Option<String>,
+    /// Bytes kept of each packet.
+    pub snaplen: u32,
+    /// Kernel capture buffer, MiB.
+    pub buffer_mib: u32,
+    pub promiscuous: bool,
+    /// Optional BPF filter expression (tcpdump syntax).
+    pub bpf_filter: Option<String>,
+    /// libpcap read timeout, milliseconds: how long a quiet link may keep packets in the buffer.
+    pub timeout_ms: u32,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            interface: None,
+            snaplen: 65535,
+            buffer_mib: 16,
+            promiscuous: true,
+            bpf_filter: None,
+            timeout_ms: 200,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecodeSection {
+    pub verify_checksums: bool,
+    pub max_fragment_sets: usize,
+    pub max_fragment_bytes: usize,
+    pub fragment_timeout_secs: u32,
+}
+
+impl Default for DecodeSection {
+    fn default() -> Self {
+        let d = DecodeConfig::default();
+        DecodeSection {
+            verify_checksums: d.verify_checksums,
+            max_fragment_sets: d.max_fragment_sets,
+            max_fragment_bytes: d.max_fragment_bytes,
+            fragment_timeout_secs: d.fragment_timeout_secs,
+        }
+    }
+}
+
+impl DecodeSection {
+    pub fn to_decode_config(&self) -> DecodeConfig {
+        DecodeConfig {
+            verify_checksums: self.verify_checksums,
+            max_fragment_sets: self.max_fragment_sets,
+            max_fragment_bytes: self.max_fragment_bytes,
+            fragment_timeout_secs: self.fragment_timeout_secs,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowConfig {
+    /// Connections tracked at once; the table is allocated at start-up and never grows.
+    pub max_flows: usize,
+    pub tcp_inactivity_secs: u32,
+    pub udp_inactivity_secs: u32,
+    pub icmp_inactivity_secs: u32,
+    pub other_inactivity_secs: u32,
+    /// How long a TCP connection lingers after both sides closed or one reset.
+    pub tcp_close_delay_secs: u32,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            max_flows: 65_536,
+            tcp_inactivity_secs: 300,
+            udp_inactivity_secs: 60,
+            icmp_inactivity_secs: 60,
+            other_inactivity_secs: 60,
+            tcp_close_delay_secs: 5,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnConfig {
+    /// Networks whose addresses count as local for `local_orig`/`local_resp`. Empty (the
+    /// product default) leaves both columns unset (`-`). The word `"private"` stands for Zeek's
+    /// private address space (RFC 1918 and friends), which is what Zeek >= 6 uses by default.
+    pub local_nets: Vec<String>,
+    /// Seed for connection uids; set it to get identical uids on every run (tests).
+    pub uid_seed: Option<u64>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    /// Interval folders (`realtime-.../`) are written here.
+    pub log_dir: PathBuf,
+    /// Finished bundles (`realtime-....tar.zst`) are queued here for upload.
+    pub spool_dir: PathBuf,
+    /// The sensor's own log, `sensor.log`, with counters at every interval.
+    pub sensor_log: PathBuf,
+    /// Length of an interval, seconds.
+    pub interval_secs: u32,
+    /// Time zone of the bundle names (IANA name such as `Asia/Tokyo`, or `UTC`).
+    pub timezone: String,
+    /// zstd level of the bundles.
+    pub zstd_level: i32,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            log_dir: PathBuf::from("/var/lib/osect/logs"),
+            spool_dir: PathBuf::from("/var/lib/osect/spool"),
+            sensor_log: PathBuf::from("/var/log/osect/sensor.log"),
+            interval_secs: 60,
+            timezone: "UTC".to_string(),
+            zstd_level: 10,
+        }
+    }
+}
+
+/// A network prefix for `local_nets`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prefix {
+    pub addr: IpAddr,
+    pub len: u8,
+}
+
+impl Prefix {
+    pub fn parse(s: &str) -> Option<Prefix> {
+        let (a, l) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let len = match l {
+            Some(l) => l.trim().parse::<u8>().ok().filter(|&l| l <= max)?,
+            None => max,
+        };
+        Some(Prefix { addr, len })
+    }
+
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        fn masked(a: u128, len: u8, bits: u8) -> u128 {
+            if len == 0 {
+                0
+            } else {
+                a >> (bits - len)
+            }
+        }
+        match (self.addr, ip) {
+            (IpAddr::V4(p), IpAddr::V4(a)) => {
+                masked(u32::from(p) as u128, self.len, 32) == masked(u32::from(*a) as u128, self.len, 32)
+            }
+            (IpAddr::V6(p), IpAddr::V6(a)) => masked(u128::from(p), self.len, 128) == masked(u128::from(*a), self.len, 128),
+            _ => false,
+        }
+    }
+}
+
+/// Zeek's `Site::private_address_space` (scripts/base/utils/site.zeek), the set Zeek >= 6
+/// treats as local by default.
+pub const ZEEK_PRIVATE_SPACE: &[&str] = &[
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/24",
+    "239.0.0.0/8",
+    "240.0.0.0/4",
+    "255.255.255.255/32",
+    "0.0.0.0/8",
+    "::/128",
+    "::1/128",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "2001::/23",
+    "2001:2::/48",
+    "2001:db8::/32",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+];
+
+impl ConnConfig {
+    /// The parsed `local_nets`; `Err` names the entry that is not a prefix.
+    pub fn local_prefixes(&self) -> Result<Vec<Prefix>, String> {
+        let mut out = Vec::new();
+        for n in &self.local_nets {
+            if n == "private" {
+                for p in ZEEK_PRIVATE_SPACE.iter().filter_map(|p| Prefix::parse(p)) {
+                    out.push(p);
+                    // Zeek also lists the 6to4 image (2002:V4ADDR::/16+len) of each IPv4 range.
+                    if let IpAddr::V4(v4) = p.addr {
+                        let six = (0x2002u128 << 112) | ((u32::from(v4) as u128) << 80);
+                        out.push(Prefix { addr: IpAddr::V6(six.into()), len: 16 + p.len });
+                    }
+                }
+            } else {
+                out.push(Prefix::parse(n).ok_or_else(|| format!("{n:?} is not an address prefix"))?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, message: String| ConfigError::Invalid { path: path.to_path_buf(), key, message };
+        if self.flow.max_flows == 0 || self.flow.max_flows > (1 << 26) {
+            return Err(bad("flow.max_flows", format!("{} is outside 1..=67108864", self.flow.max_flows)));
+        }
+        if self.output.interval_secs == 0 || self.output.interval_secs > 86_400 || 86_400 % self.output.interval_secs != 0 {
+            return Err(bad(
+                "output.interval_secs",
+                format!("{} must divide a day (e.g. 60, 300, 3600)", self.output.interval_secs),
+            ));
+        }
+        if !(1..=22).contains(&self.output.zstd_level) {
+            return Err(bad("output.zstd_level", format!("{} is outside 1..=22", self.output.zstd_level)));
+        }
+        if self.output.timezone != "UTC" && self.output.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(bad("output.timezone", format!("{:?} is not a known time zone", self.output.timezone)));
+        }
+        if self.capture.snaplen < 64 || self.capture.snaplen > 262_144 {
+            return Err(bad("capture.snaplen", format!("{} is outside 64..=262144", self.capture.snaplen)));
+        }
+        if self.decode.max_fragment_sets == 0 {
+            return Err(bad("decode.max_fragment_sets", "must be at least 1".into()));
+        }
+        for (key, v) in [
+            ("flow.tcp_inactivity_secs", self.flow.tcp_inactivity_secs),
+            ("flow.udp_inactivity_secs", self.flow.udp_inactivity_secs),
+            ("flow.icmp_inactivity_secs", self.flow.icmp_inactivity_secs),
+            ("flow.other_inactivity_secs", self.flow.other_inactivity_secs),
+        ] {
+            if v == 0 {
+                return Err(bad(key, "must be at least 1".into()));
+            }
+        }
+        self.conn.local_prefixes().map_err(|m| bad("conn.local_nets", m))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Config, ConfigError> {
+        Config::parse(s, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.flow.max_flows, 65_536);
+        assert_eq!(c.output.interval_secs, 60);
+        assert!(c.decode.verify_checksums);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = parse("[flow]\nmax_flow = 3\n").unwrap_err().to_string();
+        assert!(e.contains("max_flow"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let e = parse("[output]\ninterval_secs = 7\n").unwrap_err().to_string();
+        assert!(e.contains("output.interval_secs"), "{e}");
+        let e = parse("[conn]\nlocal_nets = [\"10.0.0.0/33\"]\n").unwrap_err().to_string();
+        assert!(e.contains("conn.local_nets"), "{e}");
+        let e = parse("[output]\ntimezone = \"Mars/Olympus\"\n").unwrap_err().to_string();
+        assert!(e.contains("output.timezone"), "{e}");
+    }
+
+    #[test]
+    fn prefixes_match() {
+        let p = Prefix::parse("10.0.0.0/8").unwrap();
+        assert!(p.contains(&"10.1.2.3".parse().unwrap()));
+        assert!(!p.contains(&"11.1.2.3".parse().unwrap()));
+        let p = Prefix::parse("fe80::/10").unwrap();
+        assert!(p.contains(&"fe80::1".parse().unwrap()));
+        assert!(!p.contains(&"10.1.2.3".parse().unwrap()));
+        let c = ConnConfig { local_nets: vec!["private".into()], uid_seed: None };
+        let ps = c.local_prefixes().unwrap();
+        assert!(ps.iter().any(|p| p.contains(&"224.0.0.251".parse().unwrap())));
+        assert!(!ps.iter().any(|p| p.contains(&"ff02::fb".parse().unwrap())));
+    }
+}

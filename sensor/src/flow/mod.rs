@@ -1,0 +1,1 @@
+//! Flow stage: the bounded connection table. (In progress.)

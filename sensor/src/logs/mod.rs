@@ -1,0 +1,3 @@
+//! Log stage: record writers, interval folders, rotation.
+
+pub mod zeek;

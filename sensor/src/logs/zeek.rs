@@ -1,0 +1,319 @@
+//! The Zeek ASCII log format, written once for every log.
+//!
+//! A record type describes itself with a [`Schema`] (path, field names, Zeek types) and writes
+//! its values through a [`Row`], which knows Zeek's rendering: six-decimal times, `T`/`F`,
+//! `-` for unset, `(empty)` for empty strings and containers, and the escaping of odd bytes.
+
+use std::io::{self, Write};
+use std::net::IpAddr;
+
+use crate::ts::{Span, Ts};
+
+/// What a log looks like: its `#path`, and its `#fields` with their `#types`.
+#[derive(Debug)]
+pub struct Schema {
+    pub path: &'static str,
+    pub fields: &'static [(&'static str, &'static str)],
+}
+
+/// A record that can be written as one row of a Zeek log.
+pub trait ZeekRecord {
+    fn schema(&self) -> &'static Schema;
+    fn write_row(&self, row: &mut Row<'_>);
+}
+
+/// How odd bytes in strings are escaped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Utf8Policy {
+    /// Valid multi-byte UTF-8 passes through (`LogAscii::enable_utf_8=T`, Zeek's default).
+    PassValid,
+    /// Every byte >= 0x80 is escaped as `\xNN` (the reference sensor's `enable_utf_8=F`).
+    EscapeAll,
+}
+
+/// Writes the header block: `#separator` ... `#types`. `open` is the `#open` stamp.
+pub fn write_header(out: &mut impl Write, schema: &Schema, open: &str) -> io::Result<()> {
+    let mut h = String::with_capacity(512);
+    h.push_str("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n");
+    h.push_str("#path\t");
+    h.push_str(schema.path);
+    h.push_str("\n#open\t");
+    h.push_str(open);
+    h.push_str("\n#fields");
+    for (name, _) in schema.fields {
+        h.push('\t');
+        h.push_str(name);
+    }
+    h.push_str("\n#types");
+    for (_, ty) in schema.fields {
+        h.push('\t');
+        h.push_str(ty);
+    }
+    h.push('\n');
+    out.write_all(h.as_bytes())
+}
+
+/// Writes the `#close` line.
+pub fn write_footer(out: &mut impl Write, close: &str) -> io::Result<()> {
+    writeln!(out, "#close\t{close}")
+}
+
+/// Zeek's `#open`/`#close` stamp for a Unix time, in the given zone.
+pub fn stamp(secs: i64, tz: &chrono_tz::Tz) -> String {
+    use chrono::TimeZone;
+    match tz.timestamp_opt(secs, 0) {
+        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
+            t.format("%Y-%m-%d-%H-%M-%S").to_string()
+        }
+        chrono::LocalResult::None => "1970-01-01-00-00-00".to_string(),
+    }
+}
+
+/// One row being written. Values must be written in the schema's field order.
+pub struct Row<'a> {
+    buf: &'a mut Vec<u8>,
+    first: bool,
+    utf8: Utf8Policy,
+}
+
+impl<'a> Row<'a> {
+    pub fn new(buf: &'a mut Vec<u8>, utf8: Utf8Policy) -> Self {
+        Row { buf, first: true, utf8 }
+    }
+
+    fn sep(&mut self) {
+        if !self.first {
+            self.buf.push(b'\t');
+        }
+        self.first = false;
+    }
+
+    fn raw(&mut self, s: &str) {
+        self.sep();
+        self.buf.extend_from_slice(s.as_bytes());
+    }
+
+    /// Ends the row with a newline.
+    pub fn finish(self) {
+        self.buf.push(b'\n');
+    }
+
+    pub fn unset(&mut self) {
+        self.raw("-");
+    }
+
+    pub fn time(&mut self, t: Ts) {
+        self.sep();
+        let _ = write!(self.buf, "{t}");
+    }
+
+    pub fn interval(&mut self, s: Span) {
+        self.sep();
+        let _ = write!(self.buf, "{s}");
+    }
+
+    pub fn interval_opt(&mut self, s: Option<Span>) {
+        match s {
+            Some(s) => self.interval(s),
+            None => self.unset(),
+        }
+    }
+
+    pub fn count(&mut self, n: u64) {
+        self.sep();
+        let _ = write!(self.buf, "{n}");
+    }
+
+    pub fn count_opt(&mut self, n: Option<u64>) {
+        match n {
+            Some(n) => self.count(n),
+            None => self.unset(),
+        }
+    }
+
+    pub fn int(&mut self, n: i64) {
+        self.sep();
+        let _ = write!(self.buf, "{n}");
+    }
+
+    pub fn port(&mut self, p: u16) {
+        self.count(p as u64);
+    }
+
+    pub fn addr(&mut self, a: IpAddr) {
+        self.sep();
+        // std renders IPv6 compressed and lower-case, IPv4-mapped as ::ffff:a.b.c.d: as Zeek.
+        let _ = write!(self.buf, "{a}");
+    }
+
+    pub fn addr_opt(&mut self, a: Option<IpAddr>) {
+        match a {
+            Some(a) => self.addr(a),
+            None => self.unset(),
+        }
+    }
+
+    pub fn bool(&mut self, b: bool) {
+        self.raw(if b { "T" } else { "F" });
+    }
+
+    pub fn bool_opt(&mut self, b: Option<bool>) {
+        match b {
+            Some(b) => self.bool(b),
+            None => self.unset(),
+        }
+    }
+
+    /// An enum value (`tcp`, `udp`, ...): written as is.
+    pub fn enum_name(&mut self, name: &str) {
+        self.raw(name);
+    }
+
+    /// A string value; empty is `(empty)`.
+    pub fn string(&mut self, s: &[u8]) {
+        self.sep();
+        if s.is_empty() {
+            self.buf.extend_from_slice(b"(empty)");
+        } else {
+            escape_into(self.buf, s, false, self.utf8);
+        }
+    }
+
+    pub fn string_opt(&mut self, s: Option<&[u8]>) {
+        match s {
+            Some(s) => self.string(s),
+            None => self.unset(),
+        }
+    }
+
+    /// A set or vector of strings: `None` is unset, an empty list `(empty)`.
+    pub fn string_list<'s, I>(&mut self, items: Option<I>)
+    where
+        I: IntoIterator<Item = &'s [u8]>,
+    {
+        let Some(items) = items else {
+            self.unset();
+            return;
+        };
+        self.sep();
+        let start = self.buf.len();
+        for (i, s) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            if s.is_empty() {
+                self.buf.extend_from_slice(b"(empty)");
+            } else {
+                escape_into(self.buf, s, true, self.utf8);
+            }
+        }
+        if self.buf.len() == start {
+            self.buf.extend_from_slice(b"(empty)");
+        }
+    }
+
+    /// A vector of intervals.
+    pub fn interval_list(&mut self, items: Option<&[Span]>) {
+        let Some(items) = items else {
+            self.unset();
+            return;
+        };
+        self.sep();
+        if items.is_empty() {
+            self.buf.extend_from_slice(b"(empty)");
+        }
+        for (i, s) in items.iter().enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            let _ = write!(self.buf, "{s}");
+        }
+    }
+}
+
+/// Escapes one string value the way Zeek's ASCII writer does.
+pub fn escape_into(out: &mut Vec<u8>, s: &[u8], in_container: bool, utf8: Utf8Policy) {
+    // A value that reads like the unset or empty marker gets its first byte escaped.
+    if s == b"-" || s == b"(empty)" {
+        let _ = write!(out, "\\x{:02x}", s[0]);
+        out.extend_from_slice(&s[1..]);
+        return;
+    }
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        if b >= 0x80 && utf8 == Utf8Policy::PassValid {
+            let n = utf8_len(&s[i..]);
+            if n > 0 {
+                out.extend_from_slice(&s[i..i + n]);
+                i += n;
+                continue;
+            }
+        }
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b',' if in_container => out.extend_from_slice(b"\\x2c"),
+            0x20..=0x7e => out.push(b),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+        i += 1;
+    }
+}
+
+/// Length of the valid UTF-8 sequence starting at `s[0]` (a byte >= 0x80), or 0.
+fn utf8_len(s: &[u8]) -> usize {
+    let n = match s[0] {
+        0xC2..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF4 => 4,
+        _ => return 0,
+    };
+    if s.len() < n {
+        return 0;
+    }
+    match std::str::from_utf8(&s[..n]) {
+        Ok(_) => n,
+        Err(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn esc(s: &[u8], c: bool, u: Utf8Policy) -> String {
+        let mut v = Vec::new();
+        escape_into(&mut v, s, c, u);
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn escapes_like_zeek() {
+        assert_eq!(esc(b"a\tb", false, Utf8Policy::PassValid), "a\\x09b");
+        assert_eq!(esc(b"a\\b", false, Utf8Policy::PassValid), "a\\\\b");
+        assert_eq!(esc(b"-", false, Utf8Policy::PassValid), "\\x2d");
+        assert_eq!(esc(b"(empty)", false, Utf8Policy::PassValid), "\\x28empty)");
+        assert_eq!(esc(b"a,b", true, Utf8Policy::PassValid), "a\\x2cb");
+        assert_eq!(esc(b"a,b", false, Utf8Policy::PassValid), "a,b");
+        assert_eq!(esc("é".as_bytes(), false, Utf8Policy::PassValid), "é");
+        assert_eq!(esc("é".as_bytes(), false, Utf8Policy::EscapeAll), "\\xc3\\xa9");
+        assert_eq!(esc(b"\xfc/x", false, Utf8Policy::PassValid), "\\xfc/x");
+    }
+
+    #[test]
+    fn row_renders_values() {
+        let mut buf = Vec::new();
+        let mut r = Row::new(&mut buf, Utf8Policy::PassValid);
+        r.time(Ts(1_000_000_500));
+        r.unset();
+        r.string(b"");
+        r.string_list::<Vec<&[u8]>>(Some(vec![]));
+        r.string_list(Some([&b"a"[..], b"b"]));
+        r.addr("fe80::217:f2ff:fed7:cf65".parse().unwrap());
+        r.bool(true);
+        r.finish();
+        assert_eq!(String::from_utf8(buf).unwrap(), "1000.000500\t-\t(empty)\t(empty)\ta,b\tfe80::217:f2ff:fed7:cf65\tT\n");
+    }
+}

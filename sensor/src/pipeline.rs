@@ -1,0 +1,1 @@
+//! Wiring of the stages for `replay` and `run`. (In progress.)

@@ -1,0 +1,111 @@
+//! The sensor's counters: one struct of atomics, shared by every stage.
+//!
+//! Stages bump counters with relaxed ordering (they are statistics, not synchronisation);
+//! `sensor.log` records a snapshot at every interval and the diagnostics command reads the last
+//! one. Adding a counter means adding one line to the `counters!` list below.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+        /// Every counter the sensor keeps. All start at zero.
+        #[derive(Debug, Default)]
+        pub struct Stats {
+            $( $(#[$doc])* pub $name: AtomicU64, )*
+        }
+
+        /// A plain copy of [`Stats`] at one instant.
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        pub struct StatsSnapshot {
+            $( pub $name: u64, )*
+        }
+
+        impl Stats {
+            pub fn snapshot(&self) -> StatsSnapshot {
+                StatsSnapshot { $( $name: self.$name.load(Ordering::Relaxed), )* }
+            }
+        }
+
+        impl StatsSnapshot {
+            /// `(name, value)` pairs in declaration order, for logs and diagnostics.
+            pub fn pairs(&self) -> Vec<(&'static str, u64)> {
+                vec![ $( (stringify!($name), self.$name), )* ]
+            }
+        }
+    };
+}
+
+counters! {
+    /// Frames handed to the decoder.
+    packets_read,
+    /// Bytes of those frames as captured.
+    bytes_read,
+    /// Frames whose link type the decoder does not know.
+    drop_unknown_linktype,
+    /// Frames too short for a header they claim to carry, or with bogus header lengths.
+    drop_malformed,
+    /// Frames whose capture was cut (snaplen) before the transport header.
+    drop_truncated,
+    /// Non-IP frames (ARP, LLDP, CC-Link, ...) that no analyzer took.
+    non_ip_frames,
+    /// Packets with a bad TCP/UDP/ICMP checksum (when checksums are verified).
+    bad_checksums,
+    /// Encapsulations deeper than the tunnel depth limit.
+    drop_tunnel_depth,
+    /// IP fragments received.
+    fragments_seen,
+    /// Datagrams rebuilt from fragments.
+    fragments_reassembled,
+    /// Fragment sets given up: timed out, overlapping badly, too large, or evicted when full.
+    fragments_dropped,
+    /// Connections created.
+    flows_created,
+    /// Connections that ended by timeout, close or end of input.
+    flows_expired,
+    /// Connections pushed out of a full flow table before their time.
+    flows_evicted,
+    /// Interim conn.log rows for long-lived connections.
+    flows_interim_rows,
+    /// Records written to logs, all logs together.
+    records_written,
+    /// Records lost because the log stage was failing (disk full, I/O error).
+    records_dropped,
+    /// Packets the kernel / libpcap dropped (live capture).
+    capture_dropped,
+    /// Packets the interface dropped (live capture).
+    capture_if_dropped,
+    /// Intervals closed.
+    intervals_closed,
+    /// Minute bundles written to the spool.
+    bundles_written,
+    /// Bundle attempts that failed.
+    bundle_errors,
+}
+
+impl Stats {
+    #[inline]
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+impl StatsSnapshot {
+    /// One line, `name=value` pairs separated by spaces: the format of `sensor.log` entries.
+    pub fn to_line(&self) -> String {
+        let mut s = String::new();
+        for (i, (k, v)) in self.pairs().into_iter().enumerate() {
+            if i > 0 {
+                s.push(' ');
+            }
+            s.push_str(k);
+            s.push('=');
+            s.push_str(&v.to_string());
+        }
+        s
+    }
+}
