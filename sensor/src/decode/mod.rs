@@ -226,6 +226,11 @@ impl<'a> Decoded<'a> {
         true
     }
 
+    /// The last layer pushed, so that the decoder can mark it as a tunnel carrier.
+    pub fn last_mut(&mut self) -> Option<&mut IpLayer<'a>> {
+        self.depth.checked_sub(1).and_then(move |i| self.layers[i].as_mut())
+    }
+
     /// The innermost layer, for code that only cares about the payload.
     pub fn innermost(&self) -> Option<&IpLayer<'a>> {
         self.depth.checked_sub(1).and_then(|i| self.layers[i].as_ref())
@@ -240,6 +245,9 @@ pub enum DropReason {
     Truncated,
     TunnelTooDeep,
     FragmentDropped,
+    /// The IPv4 header checksum was wrong (counted in `bad_checksums`). Transport checksums are
+    /// never a drop: they are reported in `checksum_ok`.
+    BadChecksum,
 }
 
 /// Decoder settings, from the `[decode]` config section.
