@@ -1,1 +1,290 @@
-//! Wiring of the stages for `replay` and `run`. (In progress.)
+//! Wiring of the stages for `replay` and `run`.
+//!
+//! The packet path (decode → flow → analyzers) runs on the calling thread and owns all
+//! per-packet state; the log writer and the spool run on threads of their own and are fed
+//! through bounded channels. Time is packet time: intervals and timeouts advance with the
+//! packets, so `replay --bundles` and live capture cut the same rows into the same intervals.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Sender};
+
+use crate::analyzers::Analyzers;
+use crate::capture::file::CaptureFile;
+use crate::capture::live::LiveCapture;
+use crate::capture::{CaptureError, RawPacket};
+use crate::config::Config;
+use crate::decode::{Decoder, Frame};
+use crate::flow::FlowTable;
+use crate::logs::zeek::Utf8Policy;
+use crate::logs::{self, LogMsg, OutputMode};
+use crate::stats::Stats;
+use crate::ts::{Span, Ts};
+
+/// Capacity of the record channel between the packet path and the writer.
+const LOG_QUEUE: usize = 16 * 1024;
+/// Most empty intervals written for one silent stretch (a day of minutes).
+const MAX_EMPTY_INTERVALS: i64 = 1440;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error("output {path}: {source}")]
+    Output { path: PathBuf, source: std::io::Error },
+    #[error("the log writer stopped unexpectedly")]
+    WriterGone,
+}
+
+/// Interval bookkeeping on packet time.
+struct Intervals {
+    len: Span,
+    start: Option<Ts>,
+}
+
+/// decode → flow → analyzers, plus the interval clock; sends records to the writer.
+pub struct PacketPath {
+    decoder: Decoder,
+    flows: FlowTable,
+    analyzers: Analyzers,
+    intervals: Option<Intervals>,
+    tx: Sender<LogMsg>,
+    stats: Arc<Stats>,
+}
+
+impl PacketPath {
+    fn new(cfg: &Config, stats: Arc<Stats>, tx: Sender<LogMsg>, interval: Option<Span>) -> PacketPath {
+        let local = cfg.conn.local_prefixes().unwrap_or_default();
+        PacketPath {
+            decoder: Decoder::new(cfg.decode.to_decode_config(), stats.clone()),
+            flows: FlowTable::new(cfg.flow.clone(), cfg.conn.uid_seed, stats.clone()),
+            analyzers: Analyzers::new(local),
+            intervals: interval.map(|len| Intervals { len, start: None }),
+            tx,
+            stats,
+        }
+    }
+
+    fn send_records(&mut self) {
+        for r in self.analyzers.drain() {
+            let _ = self.tx.send(LogMsg::Record(r));
+        }
+    }
+
+    /// Closes intervals that end at or before `now` and opens the one holding `now`.
+    fn roll_intervals(&mut self, now: Ts) {
+        let Some(iv) = self.intervals.as_mut() else { return };
+        let len = iv.len;
+        let Some(mut start) = iv.start else {
+            let s = now.floor_to(len);
+            iv.start = Some(s);
+            let _ = self.tx.send(LogMsg::OpenInterval(s));
+            return;
+        };
+        let mut empties = 0;
+        while now >= start.add(len) {
+            let boundary = start.add(len);
+            self.flows.advance(boundary, &mut self.analyzers);
+            self.flows.interim_rows(boundary, len, &mut self.analyzers);
+            self.send_records();
+            let _ = self.tx.send(LogMsg::Counters(self.stats.snapshot().to_line()));
+            let _ = self.tx.send(LogMsg::CloseInterval);
+            empties += 1;
+            start = if empties >= MAX_EMPTY_INTERVALS { now.floor_to(len) } else { boundary };
+            let _ = self.tx.send(LogMsg::OpenInterval(start));
+        }
+        if let Some(iv) = self.intervals.as_mut() {
+            iv.start = Some(start);
+        }
+    }
+
+    /// One captured frame through the packet path.
+    pub fn on_packet(&mut self, p: RawPacket<'_>) {
+        Stats::inc(&self.stats.packets_read);
+        Stats::add(&self.stats.bytes_read, p.data.len() as u64);
+        // Packets going back in time (reordered captures) do not move the clocks backwards.
+        let ts = p.ts.max(self.flows.now());
+        self.roll_intervals(ts);
+        let frame = Frame { ts: p.ts, linktype: p.linktype, data: p.data, wire_len: p.wire_len };
+        if let Ok(d) = self.decoder.decode(frame) {
+            self.flows.process(&d, &mut self.analyzers);
+        }
+        if self.analyzers.pending() > 0 {
+            self.send_records();
+        }
+    }
+
+    /// Advances time without a packet (live capture on a quiet link).
+    pub fn tick(&mut self, now: Ts) {
+        if now <= self.flows.now() {
+            return;
+        }
+        self.roll_intervals(now);
+        self.flows.advance(now, &mut self.analyzers);
+        self.send_records();
+    }
+
+    /// End of input: every connection gets its row, the last interval is closed.
+    pub fn finish(mut self) {
+        self.flows.flush_all(&mut self.analyzers);
+        self.send_records();
+        let _ = self.tx.send(LogMsg::Counters(self.stats.snapshot().to_line()));
+        if self.intervals.is_some() {
+            let _ = self.tx.send(LogMsg::CloseInterval);
+        }
+    }
+}
+
+fn tz_of(cfg: &Config) -> chrono_tz::Tz {
+    cfg.output.timezone.parse().unwrap_or(chrono_tz::UTC)
+}
+
+fn spawn_writer(
+    mode: OutputMode,
+    cfg: &Config,
+    stats: Arc<Stats>,
+    spool_tx: Option<Sender<PathBuf>>,
+) -> (Sender<LogMsg>, JoinHandle<std::io::Result<()>>) {
+    let (tx, rx) = bounded(LOG_QUEUE);
+    let tz = tz_of(cfg);
+    let h = std::thread::Builder::new()
+        .name("log-writer".into())
+        .spawn(move || logs::run_writer(rx, mode, Utf8Policy::PassValid, tz, stats, spool_tx))
+        .expect("spawning the log writer");
+    (tx, h)
+}
+
+/// The spool thread: bundles every finished interval folder it is told about.
+fn spawn_spool(spool_dir: PathBuf, level: i32, stats: Arc<Stats>) -> (Sender<PathBuf>, JoinHandle<()>) {
+    let (tx, rx) = bounded::<PathBuf>(1024);
+    let h = std::thread::Builder::new()
+        .name("spool".into())
+        .spawn(move || {
+            for dir in rx {
+                match crate::spool::bundle_interval(&dir, &spool_dir, level) {
+                    Ok(b) => {
+                        Stats::inc(&stats.bundles_written);
+                        log::info!("bundle {}", b.display());
+                    }
+                    Err(e) => {
+                        Stats::inc(&stats.bundle_errors);
+                        log::error!("bundling {}: {e}", dir.display());
+                    }
+                }
+            }
+        })
+        .expect("spawning the spool thread");
+    (tx, h)
+}
+
+/// Result of a replay: counters and the first capture error, if any.
+pub struct ReplayReport {
+    pub stats: crate::stats::StatsSnapshot,
+    pub errors: Vec<CaptureError>,
+    pub entry_size: usize,
+}
+
+/// `replay`: reads the files in order and writes logs into `out` (one folder), or, with
+/// `bundles`, interval folders under `out/logs` and bundles under `out/spool`.
+pub fn replay(files: &[PathBuf], out: &Path, cfg: &Config, bundles: bool) -> Result<ReplayReport, PipelineError> {
+    let stats = Arc::new(Stats::default());
+    let (mode, spool) = if bundles {
+        let log_dir = out.join("logs");
+        let spool_dir = out.join("spool");
+        for d in [&log_dir, &spool_dir] {
+            std::fs::create_dir_all(d).map_err(|source| PipelineError::Output { path: d.clone(), source })?;
+        }
+        let (stx, sh) = spawn_spool(spool_dir, cfg.output.zstd_level, stats.clone());
+        (OutputMode::Intervals { log_dir }, Some((stx, sh)))
+    } else {
+        (OutputMode::Single(out.to_path_buf()), None)
+    };
+    let (tx, writer) = spawn_writer(mode, cfg, stats.clone(), spool.as_ref().map(|s| s.0.clone()));
+    let interval = bundles.then(|| Span::from_secs(cfg.output.interval_secs as i64));
+    let mut path = PacketPath::new(cfg, stats.clone(), tx, interval);
+    let mut errors = Vec::new();
+    for f in files {
+        let mut cf = match CaptureFile::open(f) {
+            Ok(cf) => cf,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        while let Some(p) = cf.next_packet() {
+            match p {
+                Ok(p) => path.on_packet(p),
+                Err(e) => {
+                    errors.push(e);
+                    break;
+                }
+            }
+        }
+    }
+    path.finish();
+    // Dropping the packet path closes the channel; the writer then finishes.
+    let written = writer.join().map_err(|_| PipelineError::WriterGone)?;
+    written.map_err(|source| PipelineError::Output { path: out.to_path_buf(), source })?;
+    if let Some((stx, sh)) = spool {
+        drop(stx);
+        let _ = sh.join();
+    }
+    Ok(ReplayReport { stats: stats.snapshot(), errors, entry_size: FlowTable::entry_size() })
+}
+
+fn wall_now() -> Ts {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Ts(d.as_micros() as i64)
+}
+
+/// `run`: live capture until `stop` is set (SIGTERM/SIGINT), then flush everything.
+pub fn run_live(cfg: &Config, stop: Arc<AtomicBool>) -> Result<crate::stats::StatsSnapshot, PipelineError> {
+    let stats = Arc::new(Stats::default());
+    for d in [&cfg.output.log_dir, &cfg.output.spool_dir] {
+        std::fs::create_dir_all(d).map_err(|source| PipelineError::Output { path: d.clone(), source })?;
+    }
+    let mut cap = LiveCapture::open(&cfg.capture)?;
+    let (stx, sh) = spawn_spool(cfg.output.spool_dir.clone(), cfg.output.zstd_level, stats.clone());
+    let (tx, writer) =
+        spawn_writer(OutputMode::Intervals { log_dir: cfg.output.log_dir.clone() }, cfg, stats.clone(), Some(stx.clone()));
+    let interval = Span::from_secs(cfg.output.interval_secs as i64);
+    let mut path = PacketPath::new(cfg, stats.clone(), tx, Some(interval));
+    log::info!(
+        "capturing on {} (flow table {} entries x {} bytes)",
+        cfg.capture.interface.as_deref().unwrap_or("?"),
+        cfg.flow.max_flows,
+        FlowTable::entry_size()
+    );
+    let mut last_stats = wall_now();
+    while !stop.load(Ordering::Relaxed) {
+        match cap.next_packet() {
+            Ok(Some(p)) => path.on_packet(p),
+            Ok(None) => {
+                // A quiet link: let wall-clock time close intervals and expire flows, with a
+                // little grace for packets still in the kernel buffer.
+                path.tick(Ts(wall_now().0 - 2_000_000));
+            }
+            Err(e) => {
+                log::error!("{e}");
+                break;
+            }
+        }
+        let now = wall_now();
+        if now.0 - last_stats.0 > 1_000_000 {
+            last_stats = now;
+            if let Some((_, dropped, if_dropped)) = cap.stats() {
+                stats.capture_dropped.store(dropped, Ordering::Relaxed);
+                stats.capture_if_dropped.store(if_dropped, Ordering::Relaxed);
+            }
+        }
+    }
+    path.finish();
+    let written = writer.join().map_err(|_| PipelineError::WriterGone)?;
+    drop(stx);
+    let _ = sh.join();
+    written.map_err(|source| PipelineError::Output { path: cfg.output.log_dir.clone(), source })?;
+    Ok(stats.snapshot())
+}

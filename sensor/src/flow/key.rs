@@ -1,0 +1,51 @@
+//! Connection keys: the 5-tuple, the same for both directions.
+
+use std::net::IpAddr;
+
+/// An address in 16 bytes (IPv4 as `::ffff:a.b.c.d`), cheap to compare and hash.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Addr(pub [u8; 16]);
+
+impl Addr {
+    pub fn from_ip(ip: IpAddr) -> Addr {
+        match ip {
+            IpAddr::V4(v4) => Addr(v4.to_ipv6_mapped().octets()),
+            IpAddr::V6(v6) => Addr(v6.octets()),
+        }
+    }
+
+    pub fn to_ip(self) -> IpAddr {
+        let v6 = std::net::Ipv6Addr::from(self.0);
+        match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        }
+    }
+}
+
+/// One endpoint of a connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub addr: Addr,
+    pub port: u16,
+}
+
+/// A direction-free key: the lower endpoint first. `proto` is the IP protocol number; for
+/// ICMP the "ports" are the type/counterpart pair Zeek uses, so request and reply meet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub lo: Endpoint,
+    pub hi: Endpoint,
+    pub proto: u8,
+}
+
+impl FlowKey {
+    /// The key of a packet from `src` to `dst`, and whether `src` is the key's `lo` side.
+    pub fn new(src: Endpoint, dst: Endpoint, proto: u8) -> (FlowKey, bool) {
+        if src <= dst {
+            (FlowKey { lo: src, hi: dst, proto }, true)
+        } else {
+            (FlowKey { lo: dst, hi: src, proto }, false)
+        }
+    }
+}
