@@ -899,3 +899,6 @@ fn rstos0_history(h: &[u8]) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests;
