@@ -152,7 +152,9 @@ pub enum Transport<'a> {
     Icmp(IcmpMessage<'a>),
     /// Any other IP protocol (and TCP/UDP/ICMP whose header was not captured in full is a drop,
     /// not this). The payload is what follows the IP header(s).
-    Other { payload: &'a [u8] },
+    Other {
+        payload: &'a [u8],
+    },
 }
 
 /// One IP header and what it carries.
@@ -204,7 +206,14 @@ pub struct Decoded<'a> {
 
 impl<'a> Decoded<'a> {
     pub fn new(ts: Ts) -> Self {
-        Decoded { ts, macs: None, vlan: None, payload: Payload::Ip, layers: [None; MAX_LAYERS], depth: 0 }
+        Decoded {
+            ts,
+            macs: None,
+            vlan: None,
+            payload: Payload::Ip,
+            layers: [None; MAX_LAYERS],
+            depth: 0,
+        }
     }
 
     /// The IP layers, outermost first. Empty for non-IP frames.
@@ -228,12 +237,16 @@ impl<'a> Decoded<'a> {
 
     /// The last layer pushed, so that the decoder can mark it as a tunnel carrier.
     pub fn last_mut(&mut self) -> Option<&mut IpLayer<'a>> {
-        self.depth.checked_sub(1).and_then(move |i| self.layers[i].as_mut())
+        self.depth
+            .checked_sub(1)
+            .and_then(move |i| self.layers[i].as_mut())
     }
 
     /// The innermost layer, for code that only cares about the payload.
     pub fn innermost(&self) -> Option<&IpLayer<'a>> {
-        self.depth.checked_sub(1).and_then(|i| self.layers[i].as_ref())
+        self.depth
+            .checked_sub(1)
+            .and_then(|i| self.layers[i].as_ref())
     }
 }
 
@@ -274,5 +287,10 @@ impl Default for DecodeConfig {
     }
 }
 
+mod bytes;
 mod decoder;
+mod frag;
+mod ip;
+mod link;
+mod tunnel;
 pub use decoder::Decoder;
