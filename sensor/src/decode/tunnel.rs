@@ -64,7 +64,16 @@ pub(crate) fn detect<'a>(ip_proto: u8, t: &Transport<'a>, missing: usize) -> Opt
                 return None;
             }
             let missing = (u.payload_len as usize).saturating_sub(u.payload.len());
-            let (kind, inner) = match udp_tunnel_port(u.src_port, u.dst_port)? {
+            let Some(port) = udp_tunnel_port(u.src_port, u.dst_port) else {
+                // Teredo relays use arbitrary ports, so Teredo is also recognised by content.
+                let inner = teredo_by_content(u.payload)?;
+                return Some(Tunnel {
+                    kind: TunnelKind::Teredo,
+                    inner: Inner::Ip(inner),
+                    missing,
+                });
+            };
+            let (kind, inner) = match port {
                 port::VXLAN => (TunnelKind::Vxlan, Inner::Ethernet(tail(u.payload, 8)?)),
                 port::GENEVE => (TunnelKind::Geneve, geneve(u.payload)?),
                 port::TEREDO => (TunnelKind::Teredo, Inner::Ip(teredo(u.payload)?)),
@@ -236,6 +245,17 @@ fn teredo(mut b: &[u8]) -> Option<&[u8]> {
     (40 + plen <= b.len()).then_some(b)
 }
 
+/// Teredo on a port other than 3544: only with an indication header, or an IPv6 packet to or
+/// from a Teredo address (2001:0::/32), as Zeek's protocol detection requires (corpus `teredo`:
+/// the relay at port 32900).
+fn teredo_by_content(b: &[u8]) -> Option<&[u8]> {
+    const PREFIX: [u8; 4] = [0x20, 0x01, 0x00, 0x00];
+    let indicated = matches!(be16(b, 0)?, 0x0000 | 0x0001);
+    let inner = teredo(b)?;
+    let teredo_addr = |at: usize| inner.get(at..at + 4) == Some(&PREFIX[..]);
+    (indicated || teredo_addr(8) || teredo_addr(24)).then_some(inner)
+}
+
 /// AYIYA: a header of variable length (identity 2^n bytes, signature n*4 bytes); only
 /// "forward" operations carry a packet, and only IPv4/IPv6 are tunnelled.
 fn ayiya(b: &[u8]) -> Option<&[u8]> {
@@ -377,6 +397,25 @@ mod tests {
         let mut long = ip6_header(0);
         long[5] = 100;
         assert!(teredo(&long).is_none());
+    }
+
+    #[test]
+    fn teredo_on_other_ports_needs_evidence() {
+        let mut v6 = ip6_header(0);
+        assert!(teredo_by_content(&v6).is_none());
+        v6[8..12].copy_from_slice(&[0x20, 0x01, 0, 0]);
+        assert!(teredo_by_content(&v6).is_some());
+        let t = udp(32900, 3797, &v6, true);
+        assert!(matches!(
+            detect(proto::UDP, &t, 0),
+            Some(Tunnel {
+                kind: TunnelKind::Teredo,
+                ..
+            })
+        ));
+        let mut origin = vec![0, 0, 0x12, 0x34, 1, 2, 3, 4];
+        origin.extend_from_slice(&ip6_header(0));
+        assert!(teredo_by_content(&origin).is_some());
     }
 
     #[test]
