@@ -104,6 +104,7 @@ done
 replay_bench() { # pcap packets runs -> BEST_PPS BEST_WALL MAX_RSS_KB STATUS
   local pcap=$1 packets=$2 runs=$3 i dir
   BEST_WALL=""
+  SUMMARY="-"
   MAX_RSS_KB=0
   STATUS=ok
   for i in $(seq "$runs"); do
@@ -116,6 +117,9 @@ replay_bench() { # pcap packets runs -> BEST_PPS BEST_WALL MAX_RSS_KB STATUS
       continue
     fi
     echo "   run $i: ${WALL}s, peak RSS $((RSS_KB / 1024)) MiB"
+    # The sensor's own last line (packets, connections, records): shows e.g. flow-table
+    # evictions when connections > flows.
+    SUMMARY=$(grep -v '^\s*$' "$OUT/replay-$(basename "$pcap" .pcap)-$i.log" | tail -n 1 || true)
     if [[ -z $BEST_WALL ]] || awk -v a="$WALL" -v b="$BEST_WALL" 'BEGIN { exit !(a < b) }'; then BEST_WALL=$WALL; fi
     ((RSS_KB > MAX_RSS_KB)) && MAX_RSS_KB=$RSS_KB
   done
@@ -130,11 +134,11 @@ replay_bench() { # pcap packets runs -> BEST_PPS BEST_WALL MAX_RSS_KB STATUS
 
 echo "== replay x$RUNS on $MAIN_PCAP"
 replay_bench "$MAIN_PCAP" "$PACKETS" "$RUNS"
-R_PPS=$BEST_PPS R_WALL=${BEST_WALL:--} R_RSS=$MAX_RSS_KB R_STATUS=$STATUS
+R_PPS=$BEST_PPS R_WALL=${BEST_WALL:--} R_RSS=$MAX_RSS_KB R_STATUS=$STATUS R_SUMMARY=$SUMMARY
 
 echo "== replay x1 on $CONC_PCAP (memory with $CFLOWS flows open)"
 replay_bench "$CONC_PCAP" "$CPACKETS" 1
-C_PPS=$BEST_PPS C_WALL=${BEST_WALL:--} C_RSS=$MAX_RSS_KB C_STATUS=$STATUS
+C_PPS=$BEST_PPS C_WALL=${BEST_WALL:--} C_RSS=$MAX_RSS_KB C_STATUS=$STATUS C_SUMMARY=$SUMMARY
 
 RATIO=$(awk -v r="$R_PPS" -v b="$BARE_PPS" 'BEGIN { printf "%.1f", (b > 0 ? 100 * r / b : 0) }')
 verdict() { # value op target
@@ -155,6 +159,9 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
   printf '%-44s %12s MiB  %-12s %s\n' "peak RSS replay, ${FLOWS} flows" "$(mib "$R_RSS")" "<= ${TARGET_RSS_MIB} MiB" "$(verdict "$(mib "$R_RSS")" "<=" "$TARGET_RSS_MIB")"
   printf '%-44s %12s MiB  %-12s %s\n' "peak RSS replay, ${CFLOWS} concurrent flows" "$(mib "$C_RSS")" "<= ${TARGET_RSS_MIB} MiB" "$(verdict "$(mib "$C_RSS")" "<=" "$TARGET_RSS_MIB")"
   printf '%-44s %16s  %-12s %s\n' "replay concurrent capture, packets/s (1 run)" "$C_PPS" "-" "$C_STATUS"
+  echo
+  echo "sensor said (main):       $R_SUMMARY"
+  echo "sensor said (concurrent): $C_SUMMARY"
 } | tee "$OUT/results.txt"
 echo
 echo "results written to $OUT/results.txt"
