@@ -292,5 +292,7 @@ mod decoder;
 mod frag;
 mod ip;
 mod link;
+#[cfg(test)]
+mod robustness;
 mod tunnel;
 pub use decoder::Decoder;
