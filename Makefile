@@ -1,0 +1,62 @@
+# osect-sensor — the commands that matter: `make run` and `make test`.
+# Works on a fresh Debian 12 machine as root: `deps` installs what is missing.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+OUT ?= out
+SAMPLE ?= samples/sample.pcap
+APT_PACKAGES := libpcap-dev tcpreplay iproute2 zstd time
+
+.PHONY: all deps build release run test unit conformance lint fmt bench clean
+
+all: build
+
+# Debian packages and Rust components; each is installed only when missing.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (rustup) first"; exit 1; }
+	@if command -v rustup >/dev/null; then \
+	  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy; \
+	  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt; \
+	fi
+
+build: deps
+	$(CARGO) build --workspace
+
+release: deps
+	$(CARGO) build --release -p osect-sensor
+
+# Replays the bundled sample capture as live mode would: per-minute interval folders with
+# every log, and the minute bundles, under $(OUT)/.
+run: release
+	@rm -rf $(OUT) && mkdir -p $(OUT)
+	./target/release/osect-sensor replay $(SAMPLE) --bundles --out $(OUT)
+	./target/release/osect-sensor replay $(SAMPLE) --out $(OUT)/whole
+	@echo
+	@echo "interval folders (one per minute of packet time):"; ls -1 $(OUT)/logs
+	@echo "minute bundles (ready for upload):"; ls -1 $(OUT)/spool/*.tar.zst
+	@echo "the whole capture as one set of logs: $(OUT)/whole/conn.log"
+	@echo "sensor log: $(OUT)/sensor.log"
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+# Unit tests, the Zeek conformance suite, bad-input and live (netns) tests.
+test: deps lint
+	$(CARGO) test --workspace -- --test-threads=2
+
+bench: deps
+	bash bench/run.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf $(OUT) bench-out
