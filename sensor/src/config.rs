@@ -15,11 +15,18 @@ use crate::decode::DecodeConfig;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config file {path}: {key}: {message}")]
-    Invalid { path: PathBuf, key: &'static str, message: String },
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        message: String,
+    },
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -102,6 +109,9 @@ pub struct FlowConfig {
     pub udp_inactivity_secs: u32,
     pub icmp_inactivity_secs: u32,
     pub other_inactivity_secs: u32,
+    /// UDP connections on DNS ports (53, 137, 5353, 5355) end after this much silence (Zeek's
+    /// `dns_session_timeout`).
+    pub dns_inactivity_secs: u32,
     /// How long a TCP connection lingers after both sides closed or one reset.
     pub tcp_close_delay_secs: u32,
 }
@@ -114,6 +124,7 @@ impl Default for FlowConfig {
             udp_inactivity_secs: 60,
             icmp_inactivity_secs: 60,
             other_inactivity_secs: 60,
+            dns_inactivity_secs: 10,
             tcp_close_delay_secs: 5,
         }
     }
@@ -192,9 +203,12 @@ impl Prefix {
         }
         match (self.addr, ip) {
             (IpAddr::V4(p), IpAddr::V4(a)) => {
-                masked(u32::from(p) as u128, self.len, 32) == masked(u32::from(*a) as u128, self.len, 32)
+                masked(u32::from(p) as u128, self.len, 32)
+                    == masked(u32::from(*a) as u128, self.len, 32)
             }
-            (IpAddr::V6(p), IpAddr::V6(a)) => masked(u128::from(p), self.len, 128) == masked(u128::from(*a), self.len, 128),
+            (IpAddr::V6(p), IpAddr::V6(a)) => {
+                masked(u128::from(p), self.len, 128) == masked(u128::from(*a), self.len, 128)
+            }
             _ => false,
         }
     }
@@ -242,11 +256,16 @@ impl ConnConfig {
                     // Zeek also lists the 6to4 image (2002:V4ADDR::/16+len) of each IPv4 range.
                     if let IpAddr::V4(v4) = p.addr {
                         let six = (0x2002u128 << 112) | ((u32::from(v4) as u128) << 80);
-                        out.push(Prefix { addr: IpAddr::V6(six.into()), len: 16 + p.len });
+                        out.push(Prefix {
+                            addr: IpAddr::V6(six.into()),
+                            len: 16 + p.len,
+                        });
                     }
                 }
             } else {
-                out.push(Prefix::parse(n).ok_or_else(|| format!("{n:?} is not an address prefix"))?);
+                out.push(
+                    Prefix::parse(n).ok_or_else(|| format!("{n:?} is not an address prefix"))?,
+                );
             }
         }
         Ok(out)
@@ -256,8 +275,10 @@ impl ConnConfig {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Config::parse(&text, path)
     }
 
@@ -272,24 +293,46 @@ impl Config {
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let bad = |key: &'static str, message: String| ConfigError::Invalid { path: path.to_path_buf(), key, message };
+        let bad = |key: &'static str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message,
+        };
         if self.flow.max_flows == 0 || self.flow.max_flows > (1 << 26) {
-            return Err(bad("flow.max_flows", format!("{} is outside 1..=67108864", self.flow.max_flows)));
+            return Err(bad(
+                "flow.max_flows",
+                format!("{} is outside 1..=67108864", self.flow.max_flows),
+            ));
         }
-        if self.output.interval_secs == 0 || self.output.interval_secs > 86_400 || 86_400 % self.output.interval_secs != 0 {
+        if self.output.interval_secs == 0
+            || self.output.interval_secs > 86_400
+            || 86_400 % self.output.interval_secs != 0
+        {
             return Err(bad(
                 "output.interval_secs",
-                format!("{} must divide a day (e.g. 60, 300, 3600)", self.output.interval_secs),
+                format!(
+                    "{} must divide a day (e.g. 60, 300, 3600)",
+                    self.output.interval_secs
+                ),
             ));
         }
         if !(1..=22).contains(&self.output.zstd_level) {
-            return Err(bad("output.zstd_level", format!("{} is outside 1..=22", self.output.zstd_level)));
+            return Err(bad(
+                "output.zstd_level",
+                format!("{} is outside 1..=22", self.output.zstd_level),
+            ));
         }
         if self.output.timezone != "UTC" && self.output.timezone.parse::<chrono_tz::Tz>().is_err() {
-            return Err(bad("output.timezone", format!("{:?} is not a known time zone", self.output.timezone)));
+            return Err(bad(
+                "output.timezone",
+                format!("{:?} is not a known time zone", self.output.timezone),
+            ));
         }
         if self.capture.snaplen < 64 || self.capture.snaplen > 262_144 {
-            return Err(bad("capture.snaplen", format!("{} is outside 64..=262144", self.capture.snaplen)));
+            return Err(bad(
+                "capture.snaplen",
+                format!("{} is outside 64..=262144", self.capture.snaplen),
+            ));
         }
         if self.decode.max_fragment_sets == 0 {
             return Err(bad("decode.max_fragment_sets", "must be at least 1".into()));
@@ -298,13 +341,19 @@ impl Config {
             ("flow.tcp_inactivity_secs", self.flow.tcp_inactivity_secs),
             ("flow.udp_inactivity_secs", self.flow.udp_inactivity_secs),
             ("flow.icmp_inactivity_secs", self.flow.icmp_inactivity_secs),
-            ("flow.other_inactivity_secs", self.flow.other_inactivity_secs),
+            (
+                "flow.other_inactivity_secs",
+                self.flow.other_inactivity_secs,
+            ),
+            ("flow.dns_inactivity_secs", self.flow.dns_inactivity_secs),
         ] {
             if v == 0 {
                 return Err(bad(key, "must be at least 1".into()));
             }
         }
-        self.conn.local_prefixes().map_err(|m| bad("conn.local_nets", m))?;
+        self.conn
+            .local_prefixes()
+            .map_err(|m| bad("conn.local_nets", m))?;
         Ok(())
     }
 }
@@ -333,11 +382,17 @@ mod tests {
 
     #[test]
     fn bad_value_is_named() {
-        let e = parse("[output]\ninterval_secs = 7\n").unwrap_err().to_string();
+        let e = parse("[output]\ninterval_secs = 7\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("output.interval_secs"), "{e}");
-        let e = parse("[conn]\nlocal_nets = [\"10.0.0.0/33\"]\n").unwrap_err().to_string();
+        let e = parse("[conn]\nlocal_nets = [\"10.0.0.0/33\"]\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("conn.local_nets"), "{e}");
-        let e = parse("[output]\ntimezone = \"Mars/Olympus\"\n").unwrap_err().to_string();
+        let e = parse("[output]\ntimezone = \"Mars/Olympus\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("output.timezone"), "{e}");
     }
 
@@ -349,9 +404,14 @@ mod tests {
         let p = Prefix::parse("fe80::/10").unwrap();
         assert!(p.contains(&"fe80::1".parse().unwrap()));
         assert!(!p.contains(&"10.1.2.3".parse().unwrap()));
-        let c = ConnConfig { local_nets: vec!["private".into()], uid_seed: None };
+        let c = ConnConfig {
+            local_nets: vec!["private".into()],
+            uid_seed: None,
+        };
         let ps = c.local_prefixes().unwrap();
-        assert!(ps.iter().any(|p| p.contains(&"224.0.0.251".parse().unwrap())));
+        assert!(ps
+            .iter()
+            .any(|p| p.contains(&"224.0.0.251".parse().unwrap())));
         assert!(!ps.iter().any(|p| p.contains(&"ff02::fb".parse().unwrap())));
     }
 }

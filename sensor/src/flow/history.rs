@@ -43,7 +43,11 @@ impl History {
     /// `mask` is seen in that direction. Returns true when the letter was *already* seen, which
     /// is when the SYN/FIN/RST repeat rules may add it again.
     pub fn check(&mut self, mask: u32, letter: u8, is_orig: bool) -> bool {
-        let (m, l) = if is_orig { (mask, letter) } else { (mask << 16, letter.to_ascii_lowercase()) };
+        let (m, l) = if is_orig {
+            (mask, letter)
+        } else {
+            (mask << 16, letter.to_ascii_lowercase())
+        };
         if self.seen & m == 0 {
             self.seen |= m;
             self.push(l);
@@ -55,7 +59,11 @@ impl History {
 
     /// Adds a letter unconditionally (lower-cased for the responder).
     pub fn add(&mut self, letter: u8, is_orig: bool) {
-        self.push(if is_orig { letter } else { letter.to_ascii_lowercase() });
+        self.push(if is_orig {
+            letter
+        } else {
+            letter.to_ascii_lowercase()
+        });
     }
 
     /// Replaces the whole history (Zeek's `^h` rewrite of a SYN-ACK-first connection).
@@ -82,7 +90,10 @@ pub struct Scaled {
 
 impl Default for Scaled {
     fn default() -> Self {
-        Scaled { count: 0, threshold: 1 }
+        Scaled {
+            count: 0,
+            threshold: 1,
+        }
     }
 }
 

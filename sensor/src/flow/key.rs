@@ -43,9 +43,23 @@ impl FlowKey {
     /// The key of a packet from `src` to `dst`, and whether `src` is the key's `lo` side.
     pub fn new(src: Endpoint, dst: Endpoint, proto: u8) -> (FlowKey, bool) {
         if src <= dst {
-            (FlowKey { lo: src, hi: dst, proto }, true)
+            (
+                FlowKey {
+                    lo: src,
+                    hi: dst,
+                    proto,
+                },
+                true,
+            )
         } else {
-            (FlowKey { lo: dst, hi: src, proto }, false)
+            (
+                FlowKey {
+                    lo: dst,
+                    hi: src,
+                    proto,
+                },
+                false,
+            )
         }
     }
 }

@@ -135,6 +135,8 @@ enum List {
     TcpEstablished = 0,
     TcpHandshake,
     Udp,
+    /// UDP on a DNS port: Zeek's DNS analyzer ends these after `dns_session_timeout` (10 s).
+    UdpDns,
     Icmp,
     Other,
     /// SYN sent, nothing back: removed `attempt_delay` after the first SYN.
@@ -143,7 +145,7 @@ enum List {
     TcpClosing,
 }
 
-const LISTS: usize = 7;
+const LISTS: usize = 8;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Links {
@@ -216,7 +218,10 @@ impl TunnelUids {
     const CAPACITY: usize = 256;
 
     fn new() -> Self {
-        TunnelUids { ring: Vec::with_capacity(Self::CAPACITY), next: 0 }
+        TunnelUids {
+            ring: Vec::with_capacity(Self::CAPACITY),
+            next: 0,
+        }
     }
 
     fn get(&mut self, a: IpAddr, b: IpAddr, gen: &mut UidGen) -> Uid {
@@ -242,16 +247,84 @@ pub fn is_likely_server_port(port: u16, transport: Transport4) -> bool {
     match transport {
         Transport4::Tcp => matches!(
             port,
-            21 | 22 | 23 | 25 | 53 | 80 | 81 | 88 | 110 | 111 | 135 | 139 | 143 | 179 | 389 | 443 | 445 | 502
-                | 563 | 585 | 587 | 614 | 631 | 636 | 989 | 990 | 992 | 993 | 995 | 1080 | 1433 | 1883
-                | 2811 | 3128 | 3268 | 3306 | 3389 | 5060 | 5222 | 5223 | 5269 | 5432 | 5672 | 6379
+            21 | 22
+                | 23
+                | 25
+                | 53
+                | 80
+                | 81
+                | 88
+                | 110
+                | 111
+                | 135
+                | 139
+                | 143
+                | 179
+                | 389
+                | 443
+                | 445
+                | 502
+                | 563
+                | 585
+                | 587
+                | 614
+                | 631
+                | 636
+                | 989
+                | 990
+                | 992
+                | 993
+                | 995
+                | 1080
+                | 1433
+                | 1883
+                | 2811
+                | 3128
+                | 3268
+                | 3306
+                | 3389
+                | 5060
+                | 5222
+                | 5223
+                | 5269
+                | 5432
+                | 5672
+                | 6379
                 | 6666..=6669 | 8000 | 8080 | 8883 | 8888 | 20000 | 44818 | 102 | 47808
         ),
         Transport4::Udp => matches!(
             port,
-            53 | 67 | 68 | 69 | 88 | 123 | 137 | 138 | 161 | 162 | 443 | 500 | 514 | 547 | 1812 | 1813
-                | 1900 | 2123 | 2152 | 3544 | 4500 | 4754 | 4789 | 5060 | 5072 | 5353 | 5355 | 6081 | 20000
-                | 44818 | 47808 | 61450
+            53 | 67
+                | 68
+                | 69
+                | 88
+                | 123
+                | 137
+                | 138
+                | 161
+                | 162
+                | 443
+                | 500
+                | 514
+                | 547
+                | 1812
+                | 1813
+                | 1900
+                | 2123
+                | 2152
+                | 3544
+                | 4500
+                | 4754
+                | 4789
+                | 5060
+                | 5072
+                | 5353
+                | 5355
+                | 6081
+                | 20000
+                | 44818
+                | 47808
+                | 61450
         ),
         _ => false,
     }
@@ -357,7 +430,12 @@ impl FlowTable {
                     parent = Some(self.tunnels.get(outer.src, outer.dst, &mut self.uids));
                 }
             }
-            uid = self.process_layer(pkt, layer, parent, sink);
+            // IP-in-IP and GRE carriers are not connections of their own (Zeek's packet
+            // analyzers); UDP tunnel carriers are.
+            // IPv6 "no next header" (59) carries nothing: no connection, as in Zeek.
+            if !matches!(layer.encap, Some(k) if !k.is_udp()) && layer.proto != 59 {
+                uid = self.process_layer(pkt, layer, parent, sink);
+            }
             prev_encap = layer.encap;
             prev_layer = Some(layer);
             if let (Some(kind), Some(u)) = (layer.encap, uid) {
@@ -369,7 +447,13 @@ impl FlowTable {
         uid
     }
 
-    fn process_layer(&mut self, pkt: &Decoded<'_>, layer: &IpLayer<'_>, parent: Option<Uid>, sink: &mut impl FlowSink) -> Option<Uid> {
+    fn process_layer(
+        &mut self,
+        pkt: &Decoded<'_>,
+        layer: &IpLayer<'_>,
+        parent: Option<Uid>,
+        sink: &mut impl FlowSink,
+    ) -> Option<Uid> {
         let (transport, sport, dport) = match &layer.transport {
             Transport::Tcp(t) => (Transport4::Tcp, t.src_port, t.dst_port),
             Transport::Udp(u) => (Transport4::Udp, u.src_port, u.dst_port),
@@ -379,15 +463,23 @@ impl FlowTable {
             }
             Transport::Other { .. } => (Transport4::Other, 0, 0),
         };
-        let src = Endpoint { addr: Addr::from_ip(layer.src), port: sport };
-        let dst = Endpoint { addr: Addr::from_ip(layer.dst), port: dport };
+        let src = Endpoint {
+            addr: Addr::from_ip(layer.src),
+            port: sport,
+        };
+        let dst = Endpoint {
+            addr: Addr::from_ip(layer.dst),
+            port: dport,
+        };
         let (key, src_is_lo) = FlowKey::new(src, dst, layer.proto);
         let hash = self.hasher.hash_one(key);
         let ts = pkt.ts;
 
         let mut slot = {
             let slots = &self.slots;
-            self.index.find(hash, |&i| slots[i as usize].key == key).copied()
+            self.index
+                .find(hash, |&i| slots[i as usize].key == key)
+                .copied()
         };
 
         // A new SYN on a finished TCP connection starts a new one.
@@ -416,20 +508,41 @@ impl FlowTable {
                 c.start = ts;
                 c.last = ts;
                 c.seen = ts;
-                c.macs = pkt.macs.map(|m| if src_is_lo == orig_is_lo { m } else { MacPair { src: m.dst, dst: m.src } });
+                c.macs = pkt.macs.map(|m| {
+                    if src_is_lo == orig_is_lo {
+                        m
+                    } else {
+                        MacPair {
+                            src: m.dst,
+                            dst: m.src,
+                        }
+                    }
+                });
                 if orig_is_lo != src_is_lo {
                     // Roles decided against the first packet's direction: Zeek notes the flip.
                     c.history.flip();
                 }
                 let list = match transport {
                     Transport4::Tcp => List::TcpHandshake,
-                    Transport4::Udp => List::Udp,
+                    Transport4::Udp => {
+                        let resp_port = if orig_is_lo == src_is_lo {
+                            dport
+                        } else {
+                            sport
+                        };
+                        if matches!(resp_port, 53 | 137 | 5353 | 5355) {
+                            List::UdpDns
+                        } else {
+                            List::Udp
+                        }
+                    }
                     Transport4::Icmp => List::Icmp,
                     Transport4::Other => List::Other,
                 };
                 c.list = list;
                 let slots = &self.slots;
-                self.index.insert_unique(hash, i, |&j| self.hasher.hash_one(slots[j as usize].key));
+                self.index
+                    .insert_unique(hash, i, |&j| self.hasher.hash_one(slots[j as usize].key));
                 self.link_front(i, list);
                 Stats::inc(&self.stats.flows_created);
                 i
@@ -497,7 +610,14 @@ impl FlowTable {
     }
 
     /// Zeek's originator guess for a connection's first packet.
-    fn decide_originator(&self, layer: &IpLayer<'_>, src_is_lo: bool, transport: Transport4, sport: u16, dport: u16) -> bool {
+    fn decide_originator(
+        &self,
+        layer: &IpLayer<'_>,
+        src_is_lo: bool,
+        transport: Transport4,
+        sport: u16,
+        dport: u16,
+    ) -> bool {
         let flip = match &layer.transport {
             Transport::Tcp(t) => {
                 let syn = t.flags & crate::decode::tcp_flags::SYN != 0;
@@ -516,7 +636,9 @@ impl FlowTable {
                     false
                 }
             }
-            Transport::Udp(_) => is_likely_server_port(sport, transport) && !is_likely_server_port(dport, transport),
+            Transport::Udp(_) => {
+                is_likely_server_port(sport, transport) && !is_likely_server_port(dport, transport)
+            }
             _ => false,
         };
         // Never make a broadcast address the originator.
@@ -556,8 +678,10 @@ impl FlowTable {
         d.active = true;
 
         // Timers: attempt, close linger, or inactivity by handshake state.
-        let attempt = matches!(c.tcp.orig.state, EndpointState::SynSent | EndpointState::SynAckSent)
-            && c.tcp.resp.state == EndpointState::Inactive;
+        let attempt = matches!(
+            c.tcp.orig.state,
+            EndpointState::SynSent | EndpointState::SynAckSent
+        ) && c.tcp.resp.state == EndpointState::Inactive;
         let target = if c.list == List::TcpClosing {
             List::TcpClosing
         } else if out.close_complete {
@@ -605,7 +729,10 @@ impl FlowTable {
     fn link_front(&mut self, i: u32, list: List) {
         let l = list as usize;
         let head = self.heads[l];
-        self.slots[i as usize].links = Links { prev: NIL, next: head };
+        self.slots[i as usize].links = Links {
+            prev: NIL,
+            next: head,
+        };
         if head != NIL {
             self.slots[head as usize].links.prev = i;
         } else {
@@ -627,7 +754,10 @@ impl FlowTable {
         } else {
             self.tails[l] = prev;
         }
-        self.slots[i as usize].links = Links { prev: NIL, next: NIL };
+        self.slots[i as usize].links = Links {
+            prev: NIL,
+            next: NIL,
+        };
     }
 
     fn timeout_of(&self, list: List) -> Option<Span> {
@@ -636,6 +766,7 @@ impl FlowTable {
             List::TcpEstablished => s(self.cfg.tcp_inactivity_secs),
             List::TcpHandshake => s(self.cfg.udp_inactivity_secs),
             List::Udp => s(self.cfg.udp_inactivity_secs),
+            List::UdpDns => s(self.cfg.dns_inactivity_secs),
             List::Icmp => s(self.cfg.icmp_inactivity_secs),
             List::Other => s(self.cfg.other_inactivity_secs),
             List::TcpAttempt | List::TcpClosing => None,
@@ -675,8 +806,10 @@ impl FlowTable {
     fn expire(&mut self, i: u32) -> bool {
         let c = &self.slots[i as usize];
         if c.list == List::TcpAttempt {
-            let still_attempt = matches!(c.tcp.orig.state, EndpointState::SynSent | EndpointState::SynAckSent)
-                && c.tcp.resp.state == EndpointState::Inactive;
+            let still_attempt = matches!(
+                c.tcp.orig.state,
+                EndpointState::SynSent | EndpointState::SynAckSent
+            ) && c.tcp.resp.state == EndpointState::Inactive;
             if !still_attempt {
                 self.move_to(i, List::TcpEstablished);
                 return false;
@@ -688,7 +821,9 @@ impl FlowTable {
     /// Ends every connection (end of input, shutdown).
     pub fn flush_all(&mut self, sink: &mut impl FlowSink) {
         // Oldest first, so rows come out roughly in time order.
-        let mut all: Vec<u32> = (0..self.slots.len() as u32).filter(|&i| self.slots[i as usize].uid != Uid(0)).collect();
+        let mut all: Vec<u32> = (0..self.slots.len() as u32)
+            .filter(|&i| self.slots[i as usize].uid != Uid(0))
+            .collect();
         all.sort_by_key(|&i| self.slots[i as usize].start);
         for i in all {
             self.remove(i, RowReason::Flushed, sink);
@@ -748,7 +883,11 @@ impl FlowTable {
     /// The row for slot `i`, counters as deltas since its last row; marks them reported.
     fn summary(&mut self, i: u32, reason: RowReason) -> ConnSummary {
         let c = &mut self.slots[i as usize];
-        let (orig_ep, resp_ep) = if c.orig_is_lo { (c.key.lo, c.key.hi) } else { (c.key.hi, c.key.lo) };
+        let (orig_ep, resp_ep) = if c.orig_is_lo {
+            (c.key.lo, c.key.hi)
+        } else {
+            (c.key.hi, c.key.lo)
+        };
         let (orig_bytes, resp_bytes) = match c.transport {
             Transport4::Tcp => (c.tcp.orig_size(), c.tcp.resp_size()),
             Transport4::Udp | Transport4::Icmp => (c.orig.payload, c.resp.payload),
@@ -798,7 +937,10 @@ impl FlowTable {
 
 impl EndpointState {
     fn is_established_like(self) -> bool {
-        !matches!(self, EndpointState::Inactive | EndpointState::SynSent | EndpointState::SynAckSent)
+        !matches!(
+            self,
+            EndpointState::Inactive | EndpointState::SynSent | EndpointState::SynAckSent
+        )
     }
 }
 
@@ -815,7 +957,10 @@ impl Conn {
             seen: Ts::ZERO,
             deadline: Ts::ZERO,
             list: List::Other,
-            links: Links { prev: NIL, next: NIL },
+            links: Links {
+                prev: NIL,
+                next: NIL,
+            },
             tcp: TcpConn::default(),
             orig: DirCounters::default(),
             resp: DirCounters::default(),
@@ -840,7 +985,9 @@ fn conn_state(c: &Conn, orig_size: u64, resp_size: u64) -> &'static str {
             let o_inactive = matches!(os, S::Inactive | S::Partial);
             let r_inactive = matches!(rs, S::Inactive | S::Partial);
             if rs == S::Reset {
-                if matches!(os, S::SynSent | S::SynAckSent) || (os == S::Reset && orig_size == 0 && resp_size == 0) {
+                if matches!(os, S::SynSent | S::SynAckSent)
+                    || (os == S::Reset && orig_size == 0 && resp_size == 0)
+                {
                     return "REJ";
                 }
                 if o_inactive {

@@ -27,7 +27,10 @@ pub enum EndpointState {
 
 impl EndpointState {
     fn is_handshake(self) -> bool {
-        matches!(self, EndpointState::Inactive | EndpointState::SynSent | EndpointState::SynAckSent)
+        matches!(
+            self,
+            EndpointState::Inactive | EndpointState::SynSent | EndpointState::SynAckSent
+        )
     }
 }
 
@@ -224,7 +227,11 @@ impl TcpEndpoint {
         }
         let mut missing = 0;
         while self.reassem_seq < seq {
-            let next_block = self.blocks[..self.nblocks as usize].iter().map(|b| b.0).filter(|&s| s >= self.reassem_seq && s < seq).min();
+            let next_block = self.blocks[..self.nblocks as usize]
+                .iter()
+                .map(|b| b.0)
+                .filter(|&s| s >= self.reassem_seq && s < seq)
+                .min();
             match next_block {
                 Some(b) => {
                     missing += b - self.reassem_seq;
@@ -256,7 +263,8 @@ impl TcpEndpoint {
 
     fn is_clean(&self) -> bool {
         self.state == EndpointState::Established
-            || (self.state == EndpointState::Closed && self.prev_state == EndpointState::Established)
+            || (self.state == EndpointState::Closed
+                && self.prev_state == EndpointState::Established)
     }
 }
 
@@ -303,7 +311,11 @@ impl TcpConn {
 
     /// A bad-checksum segment: only the scaled `C` letter.
     pub fn checksum_error(&mut self, is_orig: bool, hist: &mut History) {
-        let ep = if is_orig { &mut self.orig } else { &mut self.resp };
+        let ep = if is_orig {
+            &mut self.orig
+        } else {
+            &mut self.resp
+        };
         if ep.chk.hit() {
             hist.add(b'C', is_orig);
         }
@@ -348,7 +360,12 @@ impl TcpConn {
     }
 
     /// Processes one segment. `is_orig` is relative to the current roles.
-    pub fn process(&mut self, seg: &TcpSegment<'_>, mut is_orig: bool, hist: &mut History) -> SegmentOutcome {
+    pub fn process(
+        &mut self,
+        seg: &TcpSegment<'_>,
+        mut is_orig: bool,
+        hist: &mut History,
+    ) -> SegmentOutcome {
         let mut out = SegmentOutcome::default();
         let flags = seg.flags;
         let syn = flags & F::SYN != 0;
@@ -377,7 +394,11 @@ impl TcpConn {
         }
 
         let was_handshake = self.orig.state.is_handshake() && self.resp.state.is_handshake();
-        let (endpoint, peer) = if is_orig { (&mut self.orig, &mut self.resp) } else { (&mut self.resp, &mut self.orig) };
+        let (endpoint, peer) = if is_orig {
+            (&mut self.orig, &mut self.resp)
+        } else {
+            (&mut self.resp, &mut self.orig)
+        };
 
         let mut seg_len = len as i64;
         if syn {
@@ -420,7 +441,8 @@ impl TcpConn {
             EndpointState::Closed => {}
         }
 
-        let (rel_seq, underflow) = endpoint.relative_seq(base_seq, endpoint.last_seq, endpoint.seq_wraps);
+        let (rel_seq, underflow) =
+            endpoint.relative_seq(base_seq, endpoint.last_seq, endpoint.seq_wraps);
 
         // update_history
         let bits = syn as u8 + fin as u8 + rst as u8;
@@ -459,7 +481,12 @@ impl TcpConn {
 
         // Zero windows (window scaling is learnt from the SYNs' options).
         let window = (seg.window as u32) << endpoint.window_scale.min(14);
-        if window == 0 && !rst && peer.state != EndpointState::Closed && endpoint.state != EndpointState::Reset && endpoint.win0.hit() {
+        if window == 0
+            && !rst
+            && peer.state != EndpointState::Closed
+            && endpoint.state != EndpointState::Reset
+            && endpoint.win0.hit()
+        {
             hist.add(b'W', is_orig);
         }
 
@@ -531,7 +558,11 @@ impl TcpConn {
         self.update_state_machine(is_orig, seg, delta_last, &mut do_close, hist, &mut out);
 
         let is_partial = self.is_partial;
-        let (endpoint, peer) = if is_orig { (&mut self.orig, &mut self.resp) } else { (&mut self.resp, &mut self.orig) };
+        let (endpoint, peer) = if is_orig {
+            (&mut self.orig, &mut self.resp)
+        } else {
+            (&mut self.resp, &mut self.orig)
+        };
 
         if ack && ack_ok {
             let clean = endpoint.is_clean() && peer.is_clean();
@@ -544,7 +575,9 @@ impl TcpConn {
             }
         }
 
-        if len > 0 && !rst && !underflow {
+        // Only payload captured in full reaches reassembly (a snaplen-cut segment is a gap once
+        // acknowledged, as in Zeek).
+        if len > 0 && !rst && !underflow && seg.payload.len() >= len as usize {
             let data_seq = if syn { rel_seq + 1 } else { rel_seq };
             endpoint.data_sent(data_seq, len as u64);
         }
@@ -556,10 +589,17 @@ impl TcpConn {
         }
 
         if do_close {
-            let (endpoint, peer) = if is_orig { (&mut self.orig, &mut self.resp) } else { (&mut self.resp, &mut self.orig) };
+            let (endpoint, peer) = if is_orig {
+                (&mut self.orig, &mut self.resp)
+            } else {
+                (&mut self.resp, &mut self.orig)
+            };
             if !endpoint.did_close {
                 endpoint.did_close = true;
-                if endpoint.state == EndpointState::Reset || peer.did_close || peer.state == EndpointState::Inactive {
+                if endpoint.state == EndpointState::Reset
+                    || peer.did_close
+                    || peer.state == EndpointState::Inactive
+                {
                     out.close_complete = true;
                 }
             }
@@ -586,7 +626,11 @@ impl TcpConn {
         let rst = flags & F::RST != 0;
         let ack = flags & F::ACK != 0;
         let len = seg.payload_len;
-        let state = if is_orig { self.orig.state } else { self.resp.state };
+        let state = if is_orig {
+            self.orig.state
+        } else {
+            self.resp.state
+        };
         let _ = delta_last;
         match state {
             S::Inactive => {
@@ -615,7 +659,11 @@ impl TcpConn {
                         self.resp.set_state(S::Established);
                     }
                 }
-                let (endpoint, peer) = if is_orig { (&mut self.orig, &mut self.resp) } else { (&mut self.resp, &mut self.orig) };
+                let (endpoint, peer) = if is_orig {
+                    (&mut self.orig, &mut self.resp)
+                } else {
+                    (&mut self.resp, &mut self.orig)
+                };
                 if fin {
                     endpoint.set_state(S::Closed);
                     *do_close = true;
@@ -641,7 +689,11 @@ impl TcpConn {
                 }
             }
             S::SynSent | S::SynAckSent => {
-                let endpoint = if is_orig { &mut self.orig } else { &mut self.resp };
+                let endpoint = if is_orig {
+                    &mut self.orig
+                } else {
+                    &mut self.resp
+                };
                 if fin {
                     endpoint.set_state(S::Closed);
                     *do_close = true;
@@ -652,7 +704,11 @@ impl TcpConn {
                 }
             }
             S::Established | S::Partial => {
-                let (endpoint, peer) = if is_orig { (&mut self.orig, &mut self.resp) } else { (&mut self.resp, &mut self.orig) };
+                let (endpoint, peer) = if is_orig {
+                    (&mut self.orig, &mut self.resp)
+                } else {
+                    (&mut self.resp, &mut self.orig)
+                };
                 if syn && endpoint.state == S::Partial && peer.state == S::Inactive && !ack {
                     endpoint.set_state(S::SynSent);
                 }
@@ -669,7 +725,11 @@ impl TcpConn {
                 }
             }
             S::Closed => {
-                let (endpoint, peer) = if is_orig { (&mut self.orig, &mut self.resp) } else { (&mut self.resp, &mut self.orig) };
+                let (endpoint, peer) = if is_orig {
+                    (&mut self.orig, &mut self.resp)
+                } else {
+                    (&mut self.resp, &mut self.orig)
+                };
                 if rst && peer.state != S::Closed {
                     endpoint.set_state(S::Reset);
                     if !endpoint.did_close {

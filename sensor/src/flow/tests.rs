@@ -4,7 +4,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::*;
-use crate::decode::{tcp_flags as F, Decoded, IcmpMessage, IpLayer, TcpSegment, Transport, UdpDatagram};
+use crate::decode::{
+    tcp_flags as F, Decoded, IcmpMessage, IpLayer, TcpSegment, Transport, UdpDatagram,
+};
 
 const A: &str = "10.0.0.1";
 const B: &str = "10.0.0.2";
@@ -13,7 +15,13 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn layer(src: &str, dst: &str, proto: u8, ip_len: u32, transport: Transport<'static>) -> IpLayer<'static> {
+fn layer(
+    src: &str,
+    dst: &str,
+    proto: u8,
+    ip_len: u32,
+    transport: Transport<'static>,
+) -> IpLayer<'static> {
     IpLayer {
         src: ip(src),
         dst: ip(dst),
@@ -30,7 +38,17 @@ fn layer(src: &str, dst: &str, proto: u8, ip_len: u32, transport: Transport<'sta
 }
 
 #[allow(clippy::too_many_arguments)]
-fn tcp(t: i64, src: &str, sp: u16, dst: &str, dp: u16, flags: u8, seq: u32, ack: u32, len: u32) -> Decoded<'static> {
+fn tcp(
+    t: i64,
+    src: &str,
+    sp: u16,
+    dst: &str,
+    dp: u16,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    len: u32,
+) -> Decoded<'static> {
     let seg = TcpSegment {
         src_port: sp,
         dst_port: dp,
@@ -49,15 +67,27 @@ fn tcp(t: i64, src: &str, sp: u16, dst: &str, dp: u16, flags: u8, seq: u32, ack:
 }
 
 fn udp(t: i64, src: &str, sp: u16, dst: &str, dp: u16, len: u32) -> Decoded<'static> {
-    let u = UdpDatagram { src_port: sp, dst_port: dp, payload_len: len, payload: &[], checksum_ok: true };
+    let u = UdpDatagram {
+        src_port: sp,
+        dst_port: dp,
+        payload_len: len,
+        payload: &[],
+        checksum_ok: true,
+    };
     let mut d = Decoded::new(Ts(t));
     d.push_layer(layer(src, dst, 17, 28 + len, Transport::Udp(u)));
     d
 }
 
 fn table(max: usize) -> (FlowTable, Vec<ConnSummary>) {
-    let cfg = FlowConfig { max_flows: max, ..FlowConfig::default() };
-    (FlowTable::new(cfg, Some(7), Arc::new(Stats::default())), Vec::new())
+    let cfg = FlowConfig {
+        max_flows: max,
+        ..FlowConfig::default()
+    };
+    (
+        FlowTable::new(cfg, Some(7), Arc::new(Stats::default())),
+        Vec::new(),
+    )
 }
 
 const S: i64 = 1_000_000;
@@ -65,15 +95,42 @@ const S: i64 = 1_000_000;
 #[test]
 fn normal_close_is_sf_with_zeek_history_and_sizes() {
     let (mut t, mut rows) = table(16);
-    t.process(&tcp(0, A, 40000, B, 80, F::SYN, 100, 0, 0), &mut |r: ConnSummary| rows.push(r));
-    t.process(&tcp(S / 10, B, 80, A, 40000, F::SYN | F::ACK, 500, 101, 0), &mut |r: ConnSummary| rows.push(r));
-    t.process(&tcp(2 * S / 10, A, 40000, B, 80, F::ACK, 101, 501, 0), &mut |r: ConnSummary| rows.push(r));
-    t.process(&tcp(3 * S / 10, A, 40000, B, 80, F::ACK | F::PSH, 101, 501, 50), &mut |r: ConnSummary| rows.push(r));
-    t.process(&tcp(35 * S / 100, B, 80, A, 40000, F::ACK, 501, 151, 0), &mut |r: ConnSummary| rows.push(r));
-    t.process(&tcp(4 * S / 10, B, 80, A, 40000, F::ACK | F::PSH, 501, 151, 200), &mut |r: ConnSummary| rows.push(r));
-    t.process(&tcp(5 * S / 10, A, 40000, B, 80, F::ACK | F::FIN, 151, 701, 0), &mut |r: ConnSummary| rows.push(r));
-    t.process(&tcp(6 * S / 10, B, 80, A, 40000, F::ACK | F::FIN, 701, 152, 0), &mut |r: ConnSummary| rows.push(r));
-    t.process(&tcp(7 * S / 10, A, 40000, B, 80, F::ACK, 152, 702, 0), &mut |r: ConnSummary| rows.push(r));
+    t.process(
+        &tcp(0, A, 40000, B, 80, F::SYN, 100, 0, 0),
+        &mut |r: ConnSummary| rows.push(r),
+    );
+    t.process(
+        &tcp(S / 10, B, 80, A, 40000, F::SYN | F::ACK, 500, 101, 0),
+        &mut |r: ConnSummary| rows.push(r),
+    );
+    t.process(
+        &tcp(2 * S / 10, A, 40000, B, 80, F::ACK, 101, 501, 0),
+        &mut |r: ConnSummary| rows.push(r),
+    );
+    t.process(
+        &tcp(3 * S / 10, A, 40000, B, 80, F::ACK | F::PSH, 101, 501, 50),
+        &mut |r: ConnSummary| rows.push(r),
+    );
+    t.process(
+        &tcp(35 * S / 100, B, 80, A, 40000, F::ACK, 501, 151, 0),
+        &mut |r: ConnSummary| rows.push(r),
+    );
+    t.process(
+        &tcp(4 * S / 10, B, 80, A, 40000, F::ACK | F::PSH, 501, 151, 200),
+        &mut |r: ConnSummary| rows.push(r),
+    );
+    t.process(
+        &tcp(5 * S / 10, A, 40000, B, 80, F::ACK | F::FIN, 151, 701, 0),
+        &mut |r: ConnSummary| rows.push(r),
+    );
+    t.process(
+        &tcp(6 * S / 10, B, 80, A, 40000, F::ACK | F::FIN, 701, 152, 0),
+        &mut |r: ConnSummary| rows.push(r),
+    );
+    t.process(
+        &tcp(7 * S / 10, A, 40000, B, 80, F::ACK, 152, 702, 0),
+        &mut |r: ConnSummary| rows.push(r),
+    );
     t.flush_all(&mut |r: ConnSummary| rows.push(r));
     assert_eq!(rows.len(), 1);
     let r = &rows[0];
@@ -89,8 +146,14 @@ fn normal_close_is_sf_with_zeek_history_and_sizes() {
 #[test]
 fn rejected_syn_is_rej() {
     let (mut t, mut rows) = table(16);
-    t.process(&tcp(0, A, 40000, B, 81, F::SYN, 100, 0, 0), &mut |r: ConnSummary| rows.push(r));
-    t.process(&tcp(1000, B, 81, A, 40000, F::RST | F::ACK, 0, 101, 0), &mut |r: ConnSummary| rows.push(r));
+    t.process(
+        &tcp(0, A, 40000, B, 81, F::SYN, 100, 0, 0),
+        &mut |r: ConnSummary| rows.push(r),
+    );
+    t.process(
+        &tcp(1000, B, 81, A, 40000, F::RST | F::ACK, 0, 101, 0),
+        &mut |r: ConnSummary| rows.push(r),
+    );
     t.flush_all(&mut |r: ConnSummary| rows.push(r));
     assert_eq!(rows[0].conn_state, "REJ");
     assert_eq!(rows[0].history.as_bytes(), b"Sr");
@@ -99,8 +162,14 @@ fn rejected_syn_is_rej() {
 #[test]
 fn unanswered_syn_expires_as_s0_after_attempt_delay() {
     let (mut t, mut rows) = table(16);
-    t.process(&tcp(0, A, 40000, B, 502, F::SYN, 100, 0, 0), &mut |r: ConnSummary| rows.push(r));
-    t.process(&tcp(3 * S, A, 40000, B, 502, F::SYN, 100, 0, 0), &mut |r: ConnSummary| rows.push(r));
+    t.process(
+        &tcp(0, A, 40000, B, 502, F::SYN, 100, 0, 0),
+        &mut |r: ConnSummary| rows.push(r),
+    );
+    t.process(
+        &tcp(3 * S, A, 40000, B, 502, F::SYN, 100, 0, 0),
+        &mut |r: ConnSummary| rows.push(r),
+    );
     t.advance(Ts(6 * S), &mut |r: ConnSummary| rows.push(r));
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].conn_state, "S0");
@@ -111,7 +180,10 @@ fn unanswered_syn_expires_as_s0_after_attempt_delay() {
 #[test]
 fn midstream_server_first_packet_is_flipped() {
     let (mut t, mut rows) = table(16);
-    t.process(&tcp(0, B, 80, A, 40000, F::ACK, 500, 100, 10), &mut |r: ConnSummary| rows.push(r));
+    t.process(
+        &tcp(0, B, 80, A, 40000, F::ACK, 500, 100, 10),
+        &mut |r: ConnSummary| rows.push(r),
+    );
     t.flush_all(&mut |r: ConnSummary| rows.push(r));
     assert_eq!(rows[0].orig_p, 40000);
     assert_eq!(rows[0].resp_p, 80);
@@ -121,36 +193,56 @@ fn midstream_server_first_packet_is_flipped() {
 #[test]
 fn udp_request_reply_is_sf_and_idle_timeout_ends_it() {
     let (mut t, mut rows) = table(16);
-    t.process(&udp(0, A, 5000, B, 53, 30), &mut |r: ConnSummary| rows.push(r));
-    t.process(&udp(S / 100, B, 53, A, 5000, 90), &mut |r: ConnSummary| rows.push(r));
+    t.process(&udp(0, A, 5000, B, 53, 30), &mut |r: ConnSummary| {
+        rows.push(r)
+    });
+    t.process(&udp(S / 100, B, 53, A, 5000, 90), &mut |r: ConnSummary| {
+        rows.push(r)
+    });
     t.advance(Ts(59 * S), &mut |r: ConnSummary| rows.push(r));
     assert!(rows.is_empty());
     t.advance(Ts(61 * S), &mut |r: ConnSummary| rows.push(r));
     assert_eq!(rows.len(), 1);
     let r = &rows[0];
     assert_eq!((r.conn_state, r.history.as_bytes()), ("SF", &b"Dd"[..]));
-    assert_eq!((r.orig_bytes, r.resp_bytes, r.orig_ip_bytes, r.resp_ip_bytes), (30, 90, 58, 118));
+    assert_eq!(
+        (r.orig_bytes, r.resp_bytes, r.orig_ip_bytes, r.resp_ip_bytes),
+        (30, 90, 58, 118)
+    );
 }
 
 #[test]
 fn icmp_echo_pairs_into_one_connection() {
     let (mut t, mut rows) = table(16);
     for (i, (src, dst, ty)) in [(A, B, 8u8), (B, A, 0u8)].into_iter().enumerate() {
-        let m = IcmpMessage { v6: false, icmp_type: ty, code: 0, payload_len: 56, payload: &[], checksum_ok: true };
+        let m = IcmpMessage {
+            v6: false,
+            icmp_type: ty,
+            code: 0,
+            payload_len: 56,
+            payload: &[],
+            checksum_ok: true,
+        };
         let mut d = Decoded::new(Ts(i as i64 * 1000));
         d.push_layer(layer(src, dst, 1, 84, Transport::Icmp(m)));
         t.process(&d, &mut |r: ConnSummary| rows.push(r));
     }
     t.flush_all(&mut |r: ConnSummary| rows.push(r));
     assert_eq!(rows.len(), 1);
-    assert_eq!((rows[0].orig_p, rows[0].resp_p, rows[0].conn_state), (8, 0, "OTH"));
+    assert_eq!(
+        (rows[0].orig_p, rows[0].resp_p, rows[0].conn_state),
+        (8, 0, "OTH")
+    );
     assert_eq!((rows[0].orig_pkts, rows[0].resp_pkts), (1, 1));
 }
 
 #[test]
 fn full_table_evicts_the_longest_idle_and_writes_its_row() {
     let stats = Arc::new(Stats::default());
-    let cfg = FlowConfig { max_flows: 2, ..FlowConfig::default() };
+    let cfg = FlowConfig {
+        max_flows: 2,
+        ..FlowConfig::default()
+    };
     let mut t = FlowTable::new(cfg, Some(1), stats.clone());
     let mut rows = Vec::new();
     t.process(&udp(0, A, 1, B, 53, 1), &mut |r: ConnSummary| rows.push(r));
@@ -163,7 +255,10 @@ fn full_table_evicts_the_longest_idle_and_writes_its_row() {
     assert_eq!(t.len(), 2);
     assert_eq!(stats.snapshot().flows_evicted, 1);
     for p in 10..10_000u16 {
-        t.process(&udp(40 + p as i64, A, p, B, 53, 1), &mut |r: ConnSummary| rows.push(r));
+        t.process(
+            &udp(40 + p as i64, A, p, B, 53, 1),
+            &mut |r: ConnSummary| rows.push(r),
+        );
     }
     assert_eq!(t.len(), 2);
 }
@@ -172,9 +267,14 @@ fn full_table_evicts_the_longest_idle_and_writes_its_row() {
 fn interim_rows_carry_deltas_and_sum_to_the_total() {
     let (mut t, mut rows) = table(16);
     for i in 0..30 {
-        t.process(&udp(i * 5 * S, A, 5000, B, 502, 10), &mut |r: ConnSummary| rows.push(r));
+        t.process(
+            &udp(i * 5 * S, A, 5000, B, 502, 10),
+            &mut |r: ConnSummary| rows.push(r),
+        );
         if i == 14 {
-            t.interim_rows(Ts(70 * S), Span::from_secs(60), &mut |r: ConnSummary| rows.push(r));
+            t.interim_rows(Ts(70 * S), Span::from_secs(60), &mut |r: ConnSummary| {
+                rows.push(r)
+            });
         }
     }
     t.flush_all(&mut |r: ConnSummary| rows.push(r));

@@ -48,7 +48,9 @@ pub struct UidGen {
 impl UidGen {
     pub fn new(seed: Option<u64>) -> UidGen {
         let seed = seed.unwrap_or_else(os_seed);
-        UidGen { state: seed ^ 0x5EC7_5E45_0123_4567 }
+        UidGen {
+            state: seed ^ 0x5EC7_5E45_0123_4567,
+        }
     }
 
     fn next_u64(&mut self) -> u64 {
@@ -75,7 +77,10 @@ fn os_seed() -> u64 {
         }
     }
     // No /dev/urandom: time and pid still make collisions between runs unlikely.
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
     t ^ ((std::process::id() as u64) << 32)
 }
 
