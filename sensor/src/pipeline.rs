@@ -34,7 +34,10 @@ pub enum PipelineError {
     #[error(transparent)]
     Capture(#[from] CaptureError),
     #[error("output {path}: {source}")]
-    Output { path: PathBuf, source: std::io::Error },
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the log writer stopped unexpectedly")]
     WriterGone,
 }
@@ -56,7 +59,12 @@ pub struct PacketPath {
 }
 
 impl PacketPath {
-    fn new(cfg: &Config, stats: Arc<Stats>, tx: Sender<LogMsg>, interval: Option<Span>) -> PacketPath {
+    fn new(
+        cfg: &Config,
+        stats: Arc<Stats>,
+        tx: Sender<LogMsg>,
+        interval: Option<Span>,
+    ) -> PacketPath {
         let local = cfg.conn.local_prefixes().unwrap_or_default();
         PacketPath {
             decoder: Decoder::new(cfg.decode.to_decode_config(), stats.clone()),
@@ -76,7 +84,9 @@ impl PacketPath {
 
     /// Closes intervals that end at or before `now` and opens the one holding `now`.
     fn roll_intervals(&mut self, now: Ts) {
-        let Some(iv) = self.intervals.as_mut() else { return };
+        let Some(iv) = self.intervals.as_mut() else {
+            return;
+        };
         let len = iv.len;
         let Some(mut start) = iv.start else {
             let s = now.floor_to(len);
@@ -85,15 +95,21 @@ impl PacketPath {
             return;
         };
         let mut empties = 0;
-        while now >= start.add(len) {
-            let boundary = start.add(len);
+        while now >= start.plus(len) {
+            let boundary = start.plus(len);
             self.flows.advance(boundary, &mut self.analyzers);
             self.flows.interim_rows(boundary, len, &mut self.analyzers);
             self.send_records();
-            let _ = self.tx.send(LogMsg::Counters(self.stats.snapshot().to_line()));
+            let _ = self
+                .tx
+                .send(LogMsg::Counters(self.stats.snapshot().to_line()));
             let _ = self.tx.send(LogMsg::CloseInterval);
             empties += 1;
-            start = if empties >= MAX_EMPTY_INTERVALS { now.floor_to(len) } else { boundary };
+            start = if empties >= MAX_EMPTY_INTERVALS {
+                now.floor_to(len)
+            } else {
+                boundary
+            };
             let _ = self.tx.send(LogMsg::OpenInterval(start));
         }
         if let Some(iv) = self.intervals.as_mut() {
@@ -108,7 +124,12 @@ impl PacketPath {
         // Packets going back in time (reordered captures) do not move the clocks backwards.
         let ts = p.ts.max(self.flows.now());
         self.roll_intervals(ts);
-        let frame = Frame { ts: p.ts, linktype: p.linktype, data: p.data, wire_len: p.wire_len };
+        let frame = Frame {
+            ts: p.ts,
+            linktype: p.linktype,
+            data: p.data,
+            wire_len: p.wire_len,
+        };
         if let Ok(d) = self.decoder.decode(frame) {
             self.flows.process(&d, &mut self.analyzers);
         }
@@ -131,7 +152,9 @@ impl PacketPath {
     pub fn finish(mut self) {
         self.flows.flush_all(&mut self.analyzers);
         self.send_records();
-        let _ = self.tx.send(LogMsg::Counters(self.stats.snapshot().to_line()));
+        let _ = self
+            .tx
+            .send(LogMsg::Counters(self.stats.snapshot().to_line()));
         if self.intervals.is_some() {
             let _ = self.tx.send(LogMsg::CloseInterval);
         }
@@ -158,7 +181,11 @@ fn spawn_writer(
 }
 
 /// The spool thread: bundles every finished interval folder it is told about.
-fn spawn_spool(spool_dir: PathBuf, level: i32, stats: Arc<Stats>) -> (Sender<PathBuf>, JoinHandle<()>) {
+fn spawn_spool(
+    spool_dir: PathBuf,
+    level: i32,
+    stats: Arc<Stats>,
+) -> (Sender<PathBuf>, JoinHandle<()>) {
     let (tx, rx) = bounded::<PathBuf>(1024);
     let h = std::thread::Builder::new()
         .name("spool".into())
@@ -189,20 +216,33 @@ pub struct ReplayReport {
 
 /// `replay`: reads the files in order and writes logs into `out` (one folder), or, with
 /// `bundles`, interval folders under `out/logs` and bundles under `out/spool`.
-pub fn replay(files: &[PathBuf], out: &Path, cfg: &Config, bundles: bool) -> Result<ReplayReport, PipelineError> {
+pub fn replay(
+    files: &[PathBuf],
+    out: &Path,
+    cfg: &Config,
+    bundles: bool,
+) -> Result<ReplayReport, PipelineError> {
     let stats = Arc::new(Stats::default());
     let (mode, spool) = if bundles {
         let log_dir = out.join("logs");
         let spool_dir = out.join("spool");
         for d in [&log_dir, &spool_dir] {
-            std::fs::create_dir_all(d).map_err(|source| PipelineError::Output { path: d.clone(), source })?;
+            std::fs::create_dir_all(d).map_err(|source| PipelineError::Output {
+                path: d.clone(),
+                source,
+            })?;
         }
         let (stx, sh) = spawn_spool(spool_dir, cfg.output.zstd_level, stats.clone());
         (OutputMode::Intervals { log_dir }, Some((stx, sh)))
     } else {
         (OutputMode::Single(out.to_path_buf()), None)
     };
-    let (tx, writer) = spawn_writer(mode, cfg, stats.clone(), spool.as_ref().map(|s| s.0.clone()));
+    let (tx, writer) = spawn_writer(
+        mode,
+        cfg,
+        stats.clone(),
+        spool.as_ref().map(|s| s.0.clone()),
+    );
     let interval = bundles.then(|| Span::from_secs(cfg.output.interval_secs as i64));
     let mut path = PacketPath::new(cfg, stats.clone(), tx, interval);
     let mut errors = Vec::new();
@@ -227,29 +267,54 @@ pub fn replay(files: &[PathBuf], out: &Path, cfg: &Config, bundles: bool) -> Res
     path.finish();
     // Dropping the packet path closes the channel; the writer then finishes.
     let written = writer.join().map_err(|_| PipelineError::WriterGone)?;
-    written.map_err(|source| PipelineError::Output { path: out.to_path_buf(), source })?;
+    written.map_err(|source| PipelineError::Output {
+        path: out.to_path_buf(),
+        source,
+    })?;
     if let Some((stx, sh)) = spool {
         drop(stx);
         let _ = sh.join();
     }
-    Ok(ReplayReport { stats: stats.snapshot(), errors, entry_size: FlowTable::entry_size() })
+    Ok(ReplayReport {
+        stats: stats.snapshot(),
+        errors,
+        entry_size: FlowTable::entry_size(),
+    })
 }
 
 fn wall_now() -> Ts {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     Ts(d.as_micros() as i64)
 }
 
 /// `run`: live capture until `stop` is set (SIGTERM/SIGINT), then flush everything.
-pub fn run_live(cfg: &Config, stop: Arc<AtomicBool>) -> Result<crate::stats::StatsSnapshot, PipelineError> {
+pub fn run_live(
+    cfg: &Config,
+    stop: Arc<AtomicBool>,
+) -> Result<crate::stats::StatsSnapshot, PipelineError> {
     let stats = Arc::new(Stats::default());
     for d in [&cfg.output.log_dir, &cfg.output.spool_dir] {
-        std::fs::create_dir_all(d).map_err(|source| PipelineError::Output { path: d.clone(), source })?;
+        std::fs::create_dir_all(d).map_err(|source| PipelineError::Output {
+            path: d.clone(),
+            source,
+        })?;
     }
     let mut cap = LiveCapture::open(&cfg.capture)?;
-    let (stx, sh) = spawn_spool(cfg.output.spool_dir.clone(), cfg.output.zstd_level, stats.clone());
-    let (tx, writer) =
-        spawn_writer(OutputMode::Intervals { log_dir: cfg.output.log_dir.clone() }, cfg, stats.clone(), Some(stx.clone()));
+    let (stx, sh) = spawn_spool(
+        cfg.output.spool_dir.clone(),
+        cfg.output.zstd_level,
+        stats.clone(),
+    );
+    let (tx, writer) = spawn_writer(
+        OutputMode::Intervals {
+            log_dir: cfg.output.log_dir.clone(),
+        },
+        cfg,
+        stats.clone(),
+        Some(stx.clone()),
+    );
     let interval = Span::from_secs(cfg.output.interval_secs as i64);
     let mut path = PacketPath::new(cfg, stats.clone(), tx, Some(interval));
     log::info!(
@@ -277,7 +342,9 @@ pub fn run_live(cfg: &Config, stop: Arc<AtomicBool>) -> Result<crate::stats::Sta
             last_stats = now;
             if let Some((_, dropped, if_dropped)) = cap.stats() {
                 stats.capture_dropped.store(dropped, Ordering::Relaxed);
-                stats.capture_if_dropped.store(if_dropped, Ordering::Relaxed);
+                stats
+                    .capture_if_dropped
+                    .store(if_dropped, Ordering::Relaxed);
             }
         }
     }
@@ -285,6 +352,9 @@ pub fn run_live(cfg: &Config, stop: Arc<AtomicBool>) -> Result<crate::stats::Sta
     let written = writer.join().map_err(|_| PipelineError::WriterGone)?;
     drop(stx);
     let _ = sh.join();
-    written.map_err(|source| PipelineError::Output { path: cfg.output.log_dir.clone(), source })?;
+    written.map_err(|source| PipelineError::Output {
+        path: cfg.output.log_dir.clone(),
+        source,
+    })?;
     Ok(stats.snapshot())
 }

@@ -29,7 +29,7 @@ impl Ts {
         Span(self.0.saturating_sub(earlier.0))
     }
 
-    pub fn add(self, span: Span) -> Ts {
+    pub fn plus(self, span: Span) -> Ts {
         Ts(self.0.saturating_add(span.0))
     }
 

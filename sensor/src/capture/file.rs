@@ -33,9 +33,19 @@ struct Interface {
 }
 
 enum Format {
-    Pcap { big_endian: bool, nanos: bool, linktype: u32 },
-    PcapNg { big_endian: bool, interfaces: Vec<Interface> },
+    Pcap {
+        big_endian: bool,
+        nanos: bool,
+        linktype: u32,
+    },
+    PcapNg {
+        big_endian: bool,
+        interfaces: Vec<Interface>,
+    },
 }
+
+/// Where the next packet sits in the buffer: `(ts, linktype, start, caplen, wire_len)`.
+type Located = (Ts, u32, usize, usize, u32);
 
 /// A capture file being read front to back.
 pub struct CaptureFile {
@@ -81,7 +91,10 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<Result<bool, 
 impl CaptureFile {
     pub fn open(path: &Path) -> Result<CaptureFile, CaptureError> {
         let p = path.display().to_string();
-        let io = |source| CaptureError::Io { path: p.clone(), source };
+        let io = |source| CaptureError::Io {
+            path: p.clone(),
+            source,
+        };
         let file = File::open(path).map_err(io)?;
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let mut magic = [0u8; 4];
@@ -92,7 +105,11 @@ impl CaptureFile {
         let mut cf = CaptureFile {
             path: p.clone(),
             reader,
-            format: Format::Pcap { big_endian: false, nanos: false, linktype: 0 },
+            format: Format::Pcap {
+                big_endian: false,
+                nanos: false,
+                linktype: 0,
+            },
             buf: Vec::with_capacity(MAX_RECORD),
             offset: 4,
         };
@@ -103,7 +120,10 @@ impl CaptureFile {
             0xA1B2_3C4D => (false, true),
             0x4D3C_B2A1 => (true, true),
             PCAPNG_SHB => {
-                cf.format = Format::PcapNg { big_endian: false, interfaces: Vec::new() };
+                cf.format = Format::PcapNg {
+                    big_endian: false,
+                    interfaces: Vec::new(),
+                };
                 cf.read_shb_rest()?;
                 return Ok(cf);
             }
@@ -115,12 +135,20 @@ impl CaptureFile {
         }
         cf.offset += 20;
         let linktype = u32_at(&hdr, 16, be) & 0x0FFF_FFFF;
-        cf.format = Format::Pcap { big_endian: be, nanos, linktype };
+        cf.format = Format::Pcap {
+            big_endian: be,
+            nanos,
+            linktype,
+        };
         Ok(cf)
     }
 
     fn corrupt(&self, what: &'static str) -> CaptureError {
-        CaptureError::Corrupt { path: self.path.clone(), what, offset: self.offset }
+        CaptureError::Corrupt {
+            path: self.path.clone(),
+            what,
+            offset: self.offset,
+        }
     }
 
     /// Reads `n` bytes into the buffer. `Ok(false)` at a clean end of file.
@@ -133,15 +161,24 @@ impl CaptureFile {
                 Ok(true)
             }
             Ok(Ok(false)) => Ok(false),
-            Ok(Err(_)) => Err(CaptureError::Truncated { path: self.path.clone(), offset: self.offset }),
-            Err(source) => Err(CaptureError::Io { path: self.path.clone(), source }),
+            Ok(Err(_)) => Err(CaptureError::Truncated {
+                path: self.path.clone(),
+                offset: self.offset,
+            }),
+            Err(source) => Err(CaptureError::Io {
+                path: self.path.clone(),
+                source,
+            }),
         }
     }
 
     /// After the SHB block type was read (as the magic): byte-order magic, length, rest.
     fn read_shb_rest(&mut self) -> Result<(), CaptureError> {
         if !self.fill(8)? {
-            return Err(CaptureError::Truncated { path: self.path.clone(), offset: self.offset });
+            return Err(CaptureError::Truncated {
+                path: self.path.clone(),
+                offset: self.offset,
+            });
         }
         let bom_le = u32_at(&self.buf, 4, false);
         let be = match bom_le {
@@ -150,14 +187,20 @@ impl CaptureFile {
             _ => return Err(self.corrupt("pcapng section header with a bad byte-order magic")),
         };
         let len = u32_at(&self.buf, 0, be) as usize;
-        if !(28..=MAX_BLOCK).contains(&len) || len % 4 != 0 {
+        if !(28..=MAX_BLOCK).contains(&len) || !len.is_multiple_of(4) {
             return Err(self.corrupt("pcapng section header with a bad length"));
         }
         if !self.fill(len - 12)? {
-            return Err(CaptureError::Truncated { path: self.path.clone(), offset: self.offset });
+            return Err(CaptureError::Truncated {
+                path: self.path.clone(),
+                offset: self.offset,
+            });
         }
         // A new section forgets the previous section's interfaces.
-        self.format = Format::PcapNg { big_endian: be, interfaces: Vec::new() };
+        self.format = Format::PcapNg {
+            big_endian: be,
+            interfaces: Vec::new(),
+        };
         Ok(())
     }
 
@@ -176,9 +219,13 @@ impl CaptureFile {
     }
 
     /// Reads records until a packet is in the buffer: `(ts, linktype, start, caplen, wire_len)`.
-    fn advance(&mut self) -> Result<Option<(Ts, u32, usize, usize, u32)>, CaptureError> {
+    fn advance(&mut self) -> Result<Option<Located>, CaptureError> {
         match self.format {
-            Format::Pcap { big_endian: be, nanos, linktype } => {
+            Format::Pcap {
+                big_endian: be,
+                nanos,
+                linktype,
+            } => {
                 if !self.fill(16)? {
                     return Ok(None);
                 }
@@ -191,15 +238,24 @@ impl CaptureFile {
                 }
                 let micros = if nanos { frac / 1000 } else { frac };
                 if !self.fill(caplen)? {
-                    return Err(CaptureError::Truncated { path: self.path.clone(), offset: self.offset });
+                    return Err(CaptureError::Truncated {
+                        path: self.path.clone(),
+                        offset: self.offset,
+                    });
                 }
-                Ok(Some((Ts(secs * 1_000_000 + micros), linktype, 0, caplen, wire_len.max(caplen as u32))))
+                Ok(Some((
+                    Ts(secs * 1_000_000 + micros),
+                    linktype,
+                    0,
+                    caplen,
+                    wire_len.max(caplen as u32),
+                )))
             }
             Format::PcapNg { .. } => self.advance_ng(),
         }
     }
 
-    fn advance_ng(&mut self) -> Result<Option<(Ts, u32, usize, usize, u32)>, CaptureError> {
+    fn advance_ng(&mut self) -> Result<Option<Located>, CaptureError> {
         loop {
             let be = match &self.format {
                 Format::PcapNg { big_endian, .. } => *big_endian,
@@ -213,30 +269,46 @@ impl CaptureFile {
                 // The byte order of a new section is only known after its BOM.
                 let len_bytes = [self.buf[4], self.buf[5], self.buf[6], self.buf[7]];
                 if !self.fill(4)? {
-                    return Err(CaptureError::Truncated { path: self.path.clone(), offset: self.offset });
+                    return Err(CaptureError::Truncated {
+                        path: self.path.clone(),
+                        offset: self.offset,
+                    });
                 }
                 let bom = self.buf.clone();
                 let be2 = match u32_at(&bom, 0, false) {
                     PCAPNG_BOM => false,
                     0x4D3C_2B1A => true,
-                    _ => return Err(self.corrupt("pcapng section header with a bad byte-order magic")),
+                    _ => {
+                        return Err(
+                            self.corrupt("pcapng section header with a bad byte-order magic")
+                        )
+                    }
                 };
                 let len = u32_at(&len_bytes, 0, be2) as usize;
-                if !(28..=MAX_BLOCK).contains(&len) || len % 4 != 0 {
+                if !(28..=MAX_BLOCK).contains(&len) || !len.is_multiple_of(4) {
                     return Err(self.corrupt("pcapng section header with a bad length"));
                 }
                 if !self.fill(len - 12)? {
-                    return Err(CaptureError::Truncated { path: self.path.clone(), offset: self.offset });
+                    return Err(CaptureError::Truncated {
+                        path: self.path.clone(),
+                        offset: self.offset,
+                    });
                 }
-                self.format = Format::PcapNg { big_endian: be2, interfaces: Vec::new() };
+                self.format = Format::PcapNg {
+                    big_endian: be2,
+                    interfaces: Vec::new(),
+                };
                 continue;
             }
             let len = u32_at(&self.buf, 4, be) as usize;
-            if !(12..=MAX_BLOCK).contains(&len) || len % 4 != 0 {
+            if !(12..=MAX_BLOCK).contains(&len) || !len.is_multiple_of(4) {
                 return Err(self.corrupt("pcapng block with a bad length"));
             }
             if !self.fill(len - 8)? {
-                return Err(CaptureError::Truncated { path: self.path.clone(), offset: self.offset });
+                return Err(CaptureError::Truncated {
+                    path: self.path.clone(),
+                    offset: self.offset,
+                });
             }
             // self.buf now holds the block body followed by the trailing length (4 bytes).
             let body_len = len - 12;
@@ -252,7 +324,11 @@ impl CaptureFile {
                         if interfaces.len() >= 1024 {
                             return Err(self.corrupt("more than 1024 pcapng interfaces"));
                         }
-                        interfaces.push(Interface { linktype, units_per_sec, snaplen });
+                        interfaces.push(Interface {
+                            linktype,
+                            units_per_sec,
+                            snaplen,
+                        });
                     }
                 }
                 PCAPNG_EPB => {
@@ -278,8 +354,16 @@ impl CaptureFile {
                     let ups = iface.units_per_sec.max(1);
                     let secs = units / ups;
                     let micros = (units % ups) as u128 * 1_000_000 / ups as u128;
-                    let ts = Ts((secs as i64).saturating_mul(1_000_000).saturating_add(micros as i64));
-                    return Ok(Some((ts, iface.linktype, 20, caplen, wire_len.max(caplen as u32))));
+                    let ts = Ts((secs as i64)
+                        .saturating_mul(1_000_000)
+                        .saturating_add(micros as i64));
+                    return Ok(Some((
+                        ts,
+                        iface.linktype,
+                        20,
+                        caplen,
+                        wire_len.max(caplen as u32),
+                    )));
                 }
                 PCAPNG_SPB => {
                     if body_len < 4 {
@@ -368,7 +452,10 @@ mod tests {
         let f = write_tmp(&v);
         let mut cf = CaptureFile::open(f.path()).unwrap();
         let p = cf.next_packet().unwrap().unwrap();
-        assert_eq!((p.ts, p.linktype, p.data), (Ts(10_000_005), 1, &[1u8, 2, 3][..]));
+        assert_eq!(
+            (p.ts, p.linktype, p.data),
+            (Ts(10_000_005), 1, &[1u8, 2, 3][..])
+        );
         let p = cf.next_packet().unwrap().unwrap();
         assert_eq!(p.data.len(), 60);
         assert!(cf.next_packet().is_none());
@@ -383,15 +470,24 @@ mod tests {
         let f = write_tmp(&v);
         let mut cf = CaptureFile::open(f.path()).unwrap();
         assert!(cf.next_packet().unwrap().is_ok());
-        assert!(matches!(cf.next_packet().unwrap(), Err(CaptureError::Truncated { .. })));
+        assert!(matches!(
+            cf.next_packet().unwrap(),
+            Err(CaptureError::Truncated { .. })
+        ));
     }
 
     #[test]
     fn garbage_and_empty_files_are_rejected() {
         let f = write_tmp(b"hello world, not a capture");
-        assert!(matches!(CaptureFile::open(f.path()), Err(CaptureError::BadMagic { .. })));
+        assert!(matches!(
+            CaptureFile::open(f.path()),
+            Err(CaptureError::BadMagic { .. })
+        ));
         let f = write_tmp(b"");
-        assert!(matches!(CaptureFile::open(f.path()), Err(CaptureError::BadMagic { .. })));
+        assert!(matches!(
+            CaptureFile::open(f.path()),
+            Err(CaptureError::BadMagic { .. })
+        ));
     }
 
     #[test]
@@ -402,7 +498,10 @@ mod tests {
         v.extend_from_slice(&u32::MAX.to_le_bytes());
         let f = write_tmp(&v);
         let mut cf = CaptureFile::open(f.path()).unwrap();
-        assert!(matches!(cf.next_packet().unwrap(), Err(CaptureError::Corrupt { .. })));
+        assert!(matches!(
+            cf.next_packet().unwrap(),
+            Err(CaptureError::Corrupt { .. })
+        ));
     }
 
     #[test]
@@ -425,7 +524,9 @@ mod tests {
         let mut v = block(PCAPNG_SHB, &shb);
         let mut idb = vec![1, 0, 0, 0, 0xff, 0xff, 0, 0];
         v.extend(block(PCAPNG_IDB, &idb));
-        idb = vec![101, 0, 0, 0, 0xff, 0xff, 0, 0, 9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0];
+        idb = vec![
+            101, 0, 0, 0, 0xff, 0xff, 0, 0, 9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0,
+        ];
         v.extend(block(PCAPNG_IDB, &idb));
         let mut epb = Vec::new();
         epb.extend_from_slice(&1u32.to_le_bytes());

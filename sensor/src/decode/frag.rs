@@ -215,7 +215,7 @@ impl FragTable {
         if now < self.next_sweep {
             return;
         }
-        self.next_sweep = now.add(Span::from_secs(1));
+        self.next_sweep = now.plus(Span::from_secs(1));
         for i in 0..self.sets.len() {
             if self.in_use[i] && now.since(self.sets[i].started) > self.timeout {
                 self.give_up(i as u32);

@@ -685,11 +685,11 @@ impl FlowTable {
         let target = if c.list == List::TcpClosing {
             List::TcpClosing
         } else if out.close_complete {
-            c.deadline = ts.add(Span::from_secs(self.cfg.tcp_close_delay_secs as i64));
+            c.deadline = ts.plus(Span::from_secs(self.cfg.tcp_close_delay_secs as i64));
             List::TcpClosing
         } else if attempt {
             if c.list != List::TcpAttempt {
-                c.deadline = c.start.add(Span::from_secs(5));
+                c.deadline = c.start.plus(Span::from_secs(5));
             }
             List::TcpAttempt
         } else if c.tcp.orig.state.is_established_like() || c.tcp.resp.state.is_established_like() {
@@ -776,7 +776,7 @@ impl FlowTable {
     fn deadline_of(&self, i: u32) -> Ts {
         let c = &self.slots[i as usize];
         match self.timeout_of(c.list) {
-            Some(t) => c.seen.add(t),
+            Some(t) => c.seen.plus(t),
             None => c.deadline,
         }
     }
@@ -835,7 +835,7 @@ impl FlowTable {
         let mut due: Vec<u32> = (0..self.slots.len() as u32)
             .filter(|&i| {
                 let c = &self.slots[i as usize];
-                c.uid != Uid(0) && c.start <= boundary.add(Span(-min_age.0))
+                c.uid != Uid(0) && c.start <= boundary.plus(Span(-min_age.0))
             })
             .collect();
         due.sort_by_key(|&i| self.slots[i as usize].start);

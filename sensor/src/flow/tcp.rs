@@ -104,7 +104,7 @@ impl TcpEndpoint {
         ((wraps as u64) << 32) + seq as u64
     }
 
-    fn to_relative(&self, seq: u32, wraps: u32) -> u64 {
+    fn relative_of(&self, seq: u32, wraps: u32) -> u64 {
         Self::full(seq, wraps).wrapping_sub(self.start_seq as u64)
     }
 
@@ -124,7 +124,7 @@ impl TcpEndpoint {
             let d = seq_delta(cur, self.start_seq);
             return (d as i64 as u64, d < 0);
         }
-        (self.to_relative(cur, wraps), false)
+        (self.relative_of(cur, wraps), false)
     }
 
     fn no_data_acked(&self) -> bool {
@@ -144,18 +144,17 @@ impl TcpEndpoint {
         let ack = Self::full(self.ack_seq, self.ack_wraps);
         let start = self.start_seq as u64;
         let mut size = last.max(ack).saturating_sub(start);
-        if size != 0 {
-            size -= 1;
-        }
-        if self.fin_cnt > 0 && size != 0 {
-            size -= 1;
+        // The SYN and the FIN take a sequence number each but carry no byte.
+        size = size.saturating_sub(1);
+        if self.fin_cnt > 0 {
+            size = size.saturating_sub(1);
         }
         size
     }
 
     /// Records in-order or out-of-order payload `[seq, seq+len)` for gap detection.
     fn data_sent(&mut self, seq: u64, len: u64) {
-        let ack = self.to_relative(self.ack_seq, self.ack_wraps);
+        let ack = self.relative_of(self.ack_seq, self.ack_wraps);
         let (mut seq, upper) = (seq, seq + len);
         if seq < ack {
             if upper <= ack {

@@ -20,8 +20,10 @@ use crate::ts::Ts;
 use writer::LogFolder;
 use zeek::Utf8Policy;
 
-/// What the packet path tells the log stage.
+/// What the packet path tells the log stage. Records travel by value: boxing each would
+/// allocate per record, and the channel's slots are allocated once anyway.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum LogMsg {
     Record(Record),
     /// Records from now on belong to the interval starting at this time.
@@ -46,7 +48,10 @@ pub fn interval_name(start: Ts, tz: &chrono_tz::Tz) -> String {
     use chrono::TimeZone;
     let t = match tz.timestamp_opt(start.secs(), 0) {
         chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => t,
-        chrono::LocalResult::None => chrono_tz::UTC.timestamp_opt(start.secs(), 0).unwrap().with_timezone(tz),
+        chrono::LocalResult::None => chrono_tz::UTC
+            .timestamp_opt(start.secs(), 0)
+            .unwrap()
+            .with_timezone(tz),
     };
     format!("realtime-{}", t.format("%Y-%m-%d-%H:%M:%S"))
 }
@@ -92,7 +97,9 @@ pub fn run_writer(
                 }
             }
             LogMsg::CloseInterval => {
-                if let (OutputMode::Intervals { .. }, Some((f, final_dir))) = (&mode, current.take()) {
+                if let (OutputMode::Intervals { .. }, Some((f, final_dir))) =
+                    (&mode, current.take())
+                {
                     close_interval(f, &final_dir, &stats, done.as_ref());
                 }
             }
@@ -142,5 +149,7 @@ fn close_interval(f: LogFolder, final_dir: &Path, stats: &Stats, done: Option<&S
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }

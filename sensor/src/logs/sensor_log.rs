@@ -27,14 +27,26 @@ static LOGGER: std::sync::OnceLock<SensorLog> = std::sync::OnceLock::new();
 /// Installs the logger. `path` None logs to stderr only. Safe to call once per process;
 /// later calls only change nothing.
 pub fn init(path: Option<&Path>, level: log::LevelFilter) {
-    let logger = LOGGER.get_or_init(|| SensorLog { inner: Mutex::new(Inner { path: None, file: None, written: 0 }), level });
+    let logger = LOGGER.get_or_init(|| SensorLog {
+        inner: Mutex::new(Inner {
+            path: None,
+            file: None,
+            written: 0,
+        }),
+        level,
+    });
     if let Some(p) = path {
         if let Some(parent) = p.parent() {
             let _ = fs::create_dir_all(parent);
         }
         let mut inner = logger.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.file = OpenOptions::new().create(true).append(true).open(p).ok();
-        inner.written = inner.file.as_ref().and_then(|f| f.metadata().ok()).map(|m| m.len()).unwrap_or(0);
+        inner.written = inner
+            .file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map(|m| m.len())
+            .unwrap_or(0);
         inner.path = Some(p.to_path_buf());
     }
     let _ = log::set_logger(logger);

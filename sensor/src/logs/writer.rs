@@ -21,14 +21,23 @@ pub struct LogFolder {
 }
 
 fn wall_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 impl LogFolder {
     /// Creates `dir` (and parents) for writing.
     pub fn create(dir: &Path, utf8: Utf8Policy, tz: chrono_tz::Tz) -> io::Result<LogFolder> {
         fs::create_dir_all(dir)?;
-        Ok(LogFolder { dir: dir.to_path_buf(), files: HashMap::new(), utf8, tz, row: Vec::with_capacity(1024) })
+        Ok(LogFolder {
+            dir: dir.to_path_buf(),
+            files: HashMap::new(),
+            utf8,
+            tz,
+            row: Vec::with_capacity(1024),
+        })
     }
 
     pub fn dir(&self) -> &Path {

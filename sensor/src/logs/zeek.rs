@@ -78,7 +78,11 @@ pub struct Row<'a> {
 
 impl<'a> Row<'a> {
     pub fn new(buf: &'a mut Vec<u8>, utf8: Utf8Policy) -> Self {
-        Row { buf, first: true, utf8 }
+        Row {
+            buf,
+            first: true,
+            utf8,
+        }
     }
 
     fn sep(&mut self) {
@@ -298,7 +302,10 @@ mod tests {
         assert_eq!(esc(b"a,b", true, Utf8Policy::PassValid), "a\\x2cb");
         assert_eq!(esc(b"a,b", false, Utf8Policy::PassValid), "a,b");
         assert_eq!(esc("é".as_bytes(), false, Utf8Policy::PassValid), "é");
-        assert_eq!(esc("é".as_bytes(), false, Utf8Policy::EscapeAll), "\\xc3\\xa9");
+        assert_eq!(
+            esc("é".as_bytes(), false, Utf8Policy::EscapeAll),
+            "\\xc3\\xa9"
+        );
         assert_eq!(esc(b"\xfc/x", false, Utf8Policy::PassValid), "\\xfc/x");
     }
 
@@ -314,6 +321,9 @@ mod tests {
         r.addr("fe80::217:f2ff:fed7:cf65".parse().unwrap());
         r.bool(true);
         r.finish();
-        assert_eq!(String::from_utf8(buf).unwrap(), "1000.000500\t-\t(empty)\t(empty)\ta,b\tfe80::217:f2ff:fed7:cf65\tT\n");
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "1000.000500\t-\t(empty)\t(empty)\ta,b\tfe80::217:f2ff:fed7:cf65\tT\n"
+        );
     }
 }
