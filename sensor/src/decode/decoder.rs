@@ -109,7 +109,8 @@ fn count(stats: &Stats, reason: DropReason) {
         DropReason::Malformed => &stats.drop_malformed,
         DropReason::Truncated => &stats.drop_truncated,
         DropReason::TunnelTooDeep => &stats.drop_tunnel_depth,
-        DropReason::FragmentDropped => &stats.fragments_dropped,
+        // The fragment table counts each datagram it gives up, which is what the counter means.
+        DropReason::FragmentDropped => return,
         DropReason::BadChecksum => &stats.bad_checksums,
     };
     Stats::inc(c);
@@ -230,6 +231,8 @@ impl<'a> Ctx<'a, '_> {
             proto: h.proto,
         });
         let Some(out) = self.outs.next() else {
+            // Cannot happen: each layer takes at most one of the MAX_LAYERS buffers.
+            Stats::inc(&self.stats.fragments_dropped);
             return Err(DropReason::FragmentDropped);
         };
         let piece = Piece {
@@ -242,8 +245,7 @@ impl<'a> Ctx<'a, '_> {
         let outcome = self.frags.insert(frame.ts, piece, out);
         match outcome {
             Outcome::Held => Ok(Step::Held),
-            // Already counted in `fragments_dropped` by the table.
-            Outcome::Dropped => Ok(Step::Held),
+            Outcome::Dropped => Err(DropReason::FragmentDropped),
             Outcome::Complete { first, len } => {
                 let out: &'a Vec<u8> = out;
                 let data = out.get(..len).unwrap_or(&[]);
@@ -627,10 +629,10 @@ mod tests {
             d.decode(frame(&f1)).unwrap().payload,
             Payload::FragmentHeld
         ));
-        assert!(matches!(
-            d.decode(frame(&f2)).unwrap().payload,
-            Payload::FragmentHeld
-        ));
+        assert_eq!(
+            d.decode(frame(&f2)).unwrap_err(),
+            DropReason::FragmentDropped
+        );
         assert_eq!(stats.snapshot().fragments_dropped, 1);
         assert_eq!(d.frags.pending(), 0);
     }

@@ -65,7 +65,12 @@ pub(crate) fn detect<'a>(ip_proto: u8, t: &Transport<'a>, missing: usize) -> Opt
             }
             let missing = (u.payload_len as usize).saturating_sub(u.payload.len());
             let Some(port) = udp_tunnel_port(u.src_port, u.dst_port) else {
-                // Teredo relays use arbitrary ports, so Teredo is also recognised by content.
+                // Teredo relays use arbitrary ports, so Teredo is also recognised by content,
+                // but not on ports that belong to a known service (a DNS id of 0 followed by
+                // the right bytes must stay DNS).
+                if is_likely_server_port(u.src_port) || is_likely_server_port(u.dst_port) {
+                    return None;
+                }
                 let inner = teredo_by_content(u.payload)?;
                 return Some(Tunnel {
                     kind: TunnelKind::Teredo,
