@@ -44,7 +44,7 @@ struct Tally {
     max_depth: usize,
     tuples: BTreeSet<Tuple>,
     /// Packets per tuple whose checksum was good (what Zeek counts in `*_pkts`).
-    counted: BTreeMap<Tuple, u64>,
+    counted: BTreeMap<Tuple, (u64, u64)>,
     read_error: Option<String>,
 }
 
@@ -106,7 +106,9 @@ fn decode_file(path: &Path, verify: bool) -> (Tally, Arc<Stats>) {
                             Transport::Other { .. } => true,
                         };
                         if ok {
-                            *t.counted.entry(tu.clone()).or_default() += 1;
+                            let e = t.counted.entry(tu.clone()).or_default();
+                            e.0 += 1;
+                            e.1 += u64::from(l.ip_len);
                         }
                         t.tuples.insert(tu);
                     }
@@ -120,8 +122,8 @@ fn decode_file(path: &Path, verify: bool) -> (Tally, Arc<Stats>) {
     (t, stats)
 }
 
-/// The conn.log rows' 5-tuples and their packet counts (orig_pkts + resp_pkts).
-fn expected_tuples(conn_log: &str) -> Vec<(Tuple, u64)> {
+/// The conn.log rows' 5-tuples with their packets (orig_pkts + resp_pkts) and IP bytes.
+fn expected_tuples(conn_log: &str) -> Vec<(Tuple, (u64, u64))> {
     let mut fields: Vec<&str> = Vec::new();
     let mut out = Vec::new();
     for line in conn_log.lines() {
@@ -159,7 +161,10 @@ fn expected_tuples(conn_log: &str) -> Vec<(Tuple, u64)> {
         let pkts = |n: &str| get(n).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         out.push((
             tuple(proto, (oh, op), (rh, rp)),
-            pkts("orig_pkts") + pkts("resp_pkts"),
+            (
+                pkts("orig_pkts") + pkts("resp_pkts"),
+                pkts("orig_ip_bytes") + pkts("resp_ip_bytes"),
+            ),
         ));
     }
     out
@@ -237,16 +242,24 @@ fn zeek_cases_decode_to_the_logged_connections() {
             .collect();
         // Packet counts per connection: informative only, since the flow stage decides which
         // packets Zeek counts, but a decapsulation mistake shows up here first.
-        let mut want: BTreeMap<&Tuple, u64> = BTreeMap::new();
-        for (tu, n) in &expected {
-            *want.entry(tu).or_default() += n;
+        let mut want: BTreeMap<&Tuple, (u64, u64)> = BTreeMap::new();
+        for (tu, (n, b)) in &expected {
+            let e = want.entry(tu).or_default();
+            e.0 += n;
+            e.1 += b;
         }
+        let mut matched = 0;
+        let total = want.len();
         for (tu, n) in want {
-            let got = t.counted.get(tu).copied().unwrap_or(0);
+            if t.counted.get(tu).copied().unwrap_or((0, 0)) == n {
+                matched += 1;
+            }
+            let got = t.counted.get(tu).copied().unwrap_or((0, 0));
             if got != n {
-                println!("    note: {tu:?} zeek pkts={n} decoded={got}");
+                println!("    note: {tu:?} zeek (pkts, ip bytes)={n:?} decoded={got:?}");
             }
         }
+        println!("    {matched}/{total} conn.log connections match in packets and IP bytes");
         if !missing.is_empty() {
             failures.push(format!(
                 "{name}: {} of {} conn.log rows not decoded, e.g. {:?}",
