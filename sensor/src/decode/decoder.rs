@@ -284,7 +284,7 @@ impl<'a> Ctx<'a, '_> {
     ) -> Result<IpLayer<'a>, DropReason> {
         let pseudo = Pseudo {
             src: h.src,
-            dst: h.dst,
+            dst: h.final_dst.unwrap_or(h.dst),
             proto,
         };
         let t = ip::transport(pseudo, payload, payload_wire, self.cfg.verify_checksums)?;

@@ -61,6 +61,9 @@ pub(crate) struct IpHeader<'a> {
     /// Length of that payload according to the headers.
     pub payload_wire: usize,
     pub frag: Option<FragInfo>,
+    /// The destination the transport checksum covers when it is not `dst`: an IPv6 routing
+    /// header with segments left names the packet's final destination.
+    pub final_dst: Option<IpAddr>,
 }
 
 /// Parses an IP header, choosing the version by the first nibble. `wire` is how many bytes the
@@ -126,6 +129,7 @@ fn parse_v4(b: &[u8], wire: usize, verify: bool) -> Result<IpHeader<'_>, DropRea
         payload,
         payload_wire: total - ihl,
         frag,
+        final_dst: None,
     })
 }
 
@@ -158,6 +162,7 @@ fn parse_v6(b: &[u8], wire: usize) -> Result<IpHeader<'_>, DropReason> {
         payload: tail(body, chain.payload_at).unwrap_or(&[]),
         payload_wire: plen.saturating_sub(chain.payload_at),
         frag: chain.frag,
+        final_dst: chain.final_dst.map(IpAddr::V6),
     })
 }
 
@@ -171,6 +176,27 @@ pub(crate) struct ExtChain {
     /// Offset of the payload (or fragment data) in the walked bytes.
     pub payload_at: usize,
     pub frag: Option<FragInfo>,
+    /// Final destination from a routing header with segments left.
+    pub final_dst: Option<Ipv6Addr>,
+}
+
+/// The final destination named by a routing header (`rh`, the whole header) that still has
+/// segments to visit: the last address for type 0, the home address for type 2 (Mobile IPv6),
+/// the first list entry for type 4 (segment routing, whose list is stored in reverse).
+fn routing_final_dst(rh: &[u8]) -> Option<Ipv6Addr> {
+    let rtype = u8_at(rh, 2)?;
+    let segments_left = u8_at(rh, 3)?;
+    if segments_left == 0 {
+        return None;
+    }
+    let addrs = tail(rh, 8)?;
+    let n = addrs.len() / 16;
+    let pick = match rtype {
+        0 => n.checked_sub(1)?,
+        2 | 4 => 0,
+        _ => return None,
+    };
+    Some(Ipv6Addr::from(array::<16>(addrs, pick * 16)?))
 }
 
 /// Walks IPv6 extension headers in `body` (captured bytes; `wire` of them per the header).
@@ -179,6 +205,7 @@ pub(crate) struct ExtChain {
 pub(crate) fn walk_ext(mut next: u8, body: &[u8], wire: usize) -> Result<ExtChain, DropReason> {
     let mut at = 0usize;
     let mut ext_len = 0usize;
+    let mut final_dst = None;
     for _ in 0..MAX_EXT_HEADERS {
         let len = match next {
             proto::HOPOPT | proto::ROUTING | proto::DSTOPTS => {
@@ -192,6 +219,7 @@ pub(crate) fn walk_ext(mut next: u8, body: &[u8], wire: usize) -> Result<ExtChai
                     ext_len,
                     payload_at: at,
                     frag: None,
+                    final_dst,
                 })
             }
         };
@@ -202,6 +230,11 @@ pub(crate) fn walk_ext(mut next: u8, body: &[u8], wire: usize) -> Result<ExtChai
             return Err(DropReason::Truncated);
         }
         let following = u8_at(body, at).ok_or(DropReason::Truncated)?;
+        if next == proto::ROUTING {
+            if let Some(d) = body.get(at..at + len).and_then(routing_final_dst) {
+                final_dst = Some(d);
+            }
+        }
         if next == proto::FRAGMENT {
             let off_flags = be16(body, at + 2).ok_or(DropReason::Truncated)?;
             let id = be32(body, at + 4).ok_or(DropReason::Truncated)?;
@@ -213,6 +246,7 @@ pub(crate) fn walk_ext(mut next: u8, body: &[u8], wire: usize) -> Result<ExtChai
                     ext_len,
                     payload_at: at + len,
                     frag: Some(FragInfo { offset, more, id }),
+                    final_dst,
                 });
             }
         }
@@ -715,6 +749,39 @@ mod tests {
             t.transport,
             Transport::Udp(UdpDatagram { dst_port: 53, .. })
         ));
+    }
+
+    #[test]
+    fn routing_header_final_destination_in_checksum() {
+        let fin = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x99];
+        let mut seg = udp(1000, 53, b"q");
+        fix_l4_checksum(
+            Ipv6Addr::from(A6).into(),
+            Ipv6Addr::from(fin).into(),
+            proto::UDP,
+            &mut seg,
+        );
+        // Type 2 routing header (one address, one segment left).
+        let mut body = vec![proto::UDP, 2, 2, 1, 0, 0, 0, 0];
+        body.extend_from_slice(&fin);
+        body.extend_from_slice(&seg);
+        let p = ipv6(A6, B6, proto::ROUTING, &body);
+        let h = parse(&p, p.len(), true).unwrap();
+        assert_eq!(h.final_dst, Some(IpAddr::from(fin)));
+        let pseudo = Pseudo {
+            src: h.src,
+            dst: h.final_dst.unwrap_or(h.dst),
+            proto: h.proto,
+        };
+        let t = transport(pseudo, h.payload, h.payload_wire, true).unwrap();
+        assert!(!t.bad_checksum);
+        // Type 4 (segment routing) puts the final segment first.
+        let mut srh = vec![proto::UDP, 4, 4, 1, 1, 0, 0, 0];
+        srh.extend_from_slice(&fin);
+        srh.extend_from_slice(&B6);
+        assert_eq!(routing_final_dst(&srh), Some(Ipv6Addr::from(fin)));
+        srh[3] = 0;
+        assert_eq!(routing_final_dst(&srh), None);
     }
 
     #[test]
