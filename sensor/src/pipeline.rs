@@ -25,7 +25,7 @@ use crate::stats::Stats;
 use crate::ts::{Span, Ts};
 
 /// Capacity of the record channel between the packet path and the writer.
-const LOG_QUEUE: usize = 16 * 1024;
+const LOG_QUEUE: usize = 4096;
 /// Most empty intervals written for one silent stretch (a day of minutes).
 const MAX_EMPTY_INTERVALS: i64 = 1440;
 
@@ -69,16 +69,18 @@ impl PacketPath {
         PacketPath {
             decoder: Decoder::new(cfg.decode.to_decode_config(), stats.clone()),
             flows: FlowTable::new(cfg.flow.clone(), cfg.conn.uid_seed, stats.clone()),
-            analyzers: Analyzers::new(local),
+            analyzers: {
+                let tx = tx.clone();
+                Analyzers::new(
+                    local,
+                    Box::new(move |r| {
+                        let _ = tx.send(LogMsg::Record(r));
+                    }),
+                )
+            },
             intervals: interval.map(|len| Intervals { len, start: None }),
             tx,
             stats,
-        }
-    }
-
-    fn send_records(&mut self) {
-        for r in self.analyzers.drain() {
-            let _ = self.tx.send(LogMsg::Record(r));
         }
     }
 
@@ -99,7 +101,6 @@ impl PacketPath {
             let boundary = start.plus(len);
             self.flows.advance(boundary, &mut self.analyzers);
             self.flows.interim_rows(boundary, len, &mut self.analyzers);
-            self.send_records();
             let _ = self
                 .tx
                 .send(LogMsg::Counters(self.stats.snapshot().to_line()));
@@ -133,9 +134,6 @@ impl PacketPath {
         if let Ok(d) = self.decoder.decode(frame) {
             self.flows.process(&d, &mut self.analyzers);
         }
-        if self.analyzers.pending() > 0 {
-            self.send_records();
-        }
     }
 
     /// Advances time without a packet (live capture on a quiet link).
@@ -145,13 +143,11 @@ impl PacketPath {
         }
         self.roll_intervals(now);
         self.flows.advance(now, &mut self.analyzers);
-        self.send_records();
     }
 
     /// End of input: every connection gets its row, the last interval is closed.
     pub fn finish(mut self) {
         self.flows.flush_all(&mut self.analyzers);
-        self.send_records();
         let _ = self
             .tx
             .send(LogMsg::Counters(self.stats.snapshot().to_line()));

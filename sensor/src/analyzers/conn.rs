@@ -47,13 +47,22 @@ pub struct ConnRecord {
 impl ConnRecord {
     /// `local_nets` empty leaves the local columns unset, as the product specifies.
     pub fn new(summary: ConnSummary, local_nets: &[Prefix]) -> ConnRecord {
-        let local = |ip: &IpAddr| (!local_nets.is_empty()).then(|| local_nets.iter().any(|p| p.contains(ip)));
-        ConnRecord { local_orig: local(&summary.orig_h), local_resp: local(&summary.resp_h), summary }
+        let local = |ip: &IpAddr| {
+            (!local_nets.is_empty()).then(|| local_nets.iter().any(|p| p.contains(ip)))
+        };
+        ConnRecord {
+            local_orig: local(&summary.orig_h),
+            local_resp: local(&summary.resp_h),
+            summary,
+        }
     }
 }
 
 fn mac_text(m: [u8; 6]) -> String {
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
 }
 
 impl ZeekRecord for ConnRecord {
@@ -100,7 +109,12 @@ impl ZeekRecord for ConnRecord {
         row.count(s.orig_ip_bytes);
         row.count(s.resp_pkts);
         row.count(s.resp_ip_bytes);
-        let parents: Vec<String> = s.tunnel_parents.iter().flatten().map(|u| u.to_string()).collect();
+        let parents: Vec<String> = s
+            .tunnel_parents
+            .iter()
+            .flatten()
+            .map(|u| u.to_string())
+            .collect();
         debug_assert!(parents.len() <= MAX_PARENTS);
         if parents.is_empty() {
             row.unset();

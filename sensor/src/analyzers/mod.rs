@@ -26,29 +26,24 @@ impl Record {
 /// files included).
 pub const LOG_PATHS: &[&str] = &["conn"];
 
+/// Where finished records go (the log stage's channel, or a test's vector). Records leave
+/// one by one, so a burst (the end-of-input flush of a full table) never piles up in memory.
+pub type RecordSink = Box<dyn FnMut(Record) + Send>;
+
 /// The analyzer stage.
 pub struct Analyzers {
     local_nets: Vec<Prefix>,
-    out: Vec<Record>,
+    out: RecordSink,
 }
 
 impl Analyzers {
-    pub fn new(local_nets: Vec<Prefix>) -> Analyzers {
-        Analyzers { local_nets, out: Vec::with_capacity(256) }
-    }
-
-    /// Records produced since the last call.
-    pub fn drain(&mut self) -> std::vec::Drain<'_, Record> {
-        self.out.drain(..)
-    }
-
-    pub fn pending(&self) -> usize {
-        self.out.len()
+    pub fn new(local_nets: Vec<Prefix>, out: RecordSink) -> Analyzers {
+        Analyzers { local_nets, out }
     }
 }
 
 impl FlowSink for Analyzers {
     fn conn_row(&mut self, row: ConnSummary) {
-        self.out.push(Record::Conn(conn::ConnRecord::new(row, &self.local_nets)));
+        (self.out)(Record::Conn(conn::ConnRecord::new(row, &self.local_nets)));
     }
 }

@@ -32,6 +32,13 @@ pub use uid::{Uid, UidGen};
 
 /// Most tunnel parents remembered per connection (Zeek's set is unbounded; two covers relays).
 pub const MAX_PARENTS: usize = 2;
+/// Service names a connection can carry (Zeek's analyzer names), stored as small indices.
+pub const SERVICE_NAMES: &[&str] = &[
+    "dns", "http", "ssl", "ssh", "ftp", "ftp-data", "smtp", "pop3", "imap", "ntp", "dhcp",
+    "modbus", "dnp3", "s7comm", "enip", "bacnet", "teredo", "ayiya", "vxlan", "geneve", "gtpv1",
+    "snmp", "syslog", "sip", "rdp", "smb", "krb", "ldap", "mqtt", "quic",
+];
+
 /// Most confirmed services remembered per connection.
 pub const MAX_SERVICES: usize = 4;
 
@@ -186,8 +193,10 @@ struct Conn {
     missed_bytes: u64,
     history: History,
     macs: Option<MacPair>,
-    parents: [Option<Uid>; MAX_PARENTS],
-    services: [Option<&'static str>; MAX_SERVICES],
+    /// Tunnel parent uids; `Uid(0)` is an empty slot.
+    parents: [Uid; MAX_PARENTS],
+    /// Confirmed services, in confirmation order: 1 + index into [`SERVICE_NAMES`]; 0 = empty.
+    services: [u8; MAX_SERVICES],
     reported: Reported,
     rows: u32,
 }
@@ -374,13 +383,13 @@ fn is_broadcast(ip: &IpAddr) -> bool {
 }
 
 impl FlowTable {
-    /// Allocates the whole table up front.
+    /// Reserves the whole table up front; pages are touched (and count in RSS) only as
+    /// connections arrive, and nothing is ever reallocated.
     pub fn new(cfg: FlowConfig, uid_seed: Option<u64>, stats: Arc<Stats>) -> FlowTable {
         let cap = cfg.max_flows;
-        let blank = Conn::blank();
         FlowTable {
-            slots: vec![blank; cap],
-            free: (0..cap as u32).rev().collect(),
+            slots: Vec::with_capacity(cap),
+            free: Vec::with_capacity(cap),
             index: HashTable::with_capacity(cap),
             hasher: hashbrown::DefaultHashBuilder::default(),
             heads: [NIL; LISTS],
@@ -403,7 +412,7 @@ impl FlowTable {
     }
 
     pub fn capacity(&self) -> usize {
-        self.slots.len()
+        self.cfg.max_flows
     }
 
     /// Bytes of one table entry (for the README's sizing note and the benchmark).
@@ -551,9 +560,9 @@ impl FlowTable {
 
         if let Some(p) = parent {
             let c = &mut self.slots[i as usize];
-            if !c.parents.contains(&Some(p)) {
-                if let Some(s) = c.parents.iter_mut().find(|s| s.is_none()) {
-                    *s = Some(p);
+            if !c.parents.contains(&p) {
+                if let Some(s) = c.parents.iter_mut().find(|s| **s == Uid(0)) {
+                    *s = p;
                 }
             }
         }
@@ -701,12 +710,17 @@ impl FlowTable {
     }
 
     fn add_service(&mut self, i: u32, name: &'static str) {
+        let Some(id) = SERVICE_NAMES.iter().position(|n| *n == name) else {
+            debug_assert!(false, "service {name} missing from SERVICE_NAMES");
+            return;
+        };
+        let id = id as u8 + 1;
         let c = &mut self.slots[i as usize];
-        if c.services.contains(&Some(name)) {
+        if c.services.contains(&id) {
             return;
         }
-        if let Some(s) = c.services.iter_mut().find(|s| s.is_none()) {
-            *s = Some(name);
+        if let Some(s) = c.services.iter_mut().find(|s| **s == 0) {
+            *s = id;
         }
     }
 
@@ -851,6 +865,11 @@ impl FlowTable {
         if let Some(i) = self.free.pop() {
             return i;
         }
+        if self.slots.len() < self.cfg.max_flows {
+            // Within the reserved capacity: never reallocates.
+            self.slots.push(Conn::blank());
+            return (self.slots.len() - 1) as u32;
+        }
         let victim = (0..LISTS)
             .filter_map(|l| {
                 let t = self.tails[l];
@@ -906,7 +925,9 @@ impl FlowTable {
             resp_p: resp_ep.port,
             transport: c.transport,
             ip_proto: c.ip_proto,
-            services: c.services,
+            services: c
+                .services
+                .map(|id| id.checked_sub(1).map(|i| SERVICE_NAMES[i as usize])),
             duration,
             orig_bytes: orig_bytes.saturating_sub(r.orig_bytes),
             resp_bytes: resp_bytes.saturating_sub(r.resp_bytes),
@@ -917,7 +938,7 @@ impl FlowTable {
             orig_ip_bytes: c.orig.ip_bytes - r.orig_ip_bytes,
             resp_pkts: c.resp.pkts - r.resp_pkts,
             resp_ip_bytes: c.resp.ip_bytes - r.resp_ip_bytes,
-            tunnel_parents: c.parents,
+            tunnel_parents: c.parents.map(|u| (u != Uid(0)).then_some(u)),
             orig_l2: c.macs.map(|m| m.src),
             resp_l2: c.macs.map(|m| m.dst),
         };
@@ -967,8 +988,8 @@ impl Conn {
             missed_bytes: 0,
             history: History::default(),
             macs: None,
-            parents: [None; MAX_PARENTS],
-            services: [None; MAX_SERVICES],
+            parents: [Uid(0); MAX_PARENTS],
+            services: [0; MAX_SERVICES],
             reported: Reported::default(),
             rows: 0,
         }

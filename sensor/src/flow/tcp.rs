@@ -11,7 +11,7 @@ use crate::decode::{tcp_flags as F, TcpSegment};
 /// Sequence jumps beyond this are not trusted on SYN/RST packets.
 const TOO_LARGE_SEQ_DELTA: i32 = 1_048_576;
 /// Out-of-order ranges remembered per direction for gap detection.
-const MAX_BLOCKS: usize = 4;
+const MAX_BLOCKS: usize = 2;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum EndpointState {
@@ -48,13 +48,14 @@ pub struct TcpEndpoint {
     ack_seq: u32,
     seq_wraps: u32,
     ack_wraps: u32,
-    fin_cnt: u32,
-    rst_cnt: u32,
+    fin_cnt: u16,
+    rst_cnt: u16,
     /// Relative sequence number just past the FIN.
     fin_seq: u64,
-    hist_last_syn: u64,
-    hist_last_fin: u64,
-    hist_last_rst: u64,
+    /// Relative sequence numbers of the last SYN/FIN/RST, truncated: only compared for equality.
+    hist_last_syn: u32,
+    hist_last_fin: u32,
+    hist_last_rst: u32,
     pub did_close: bool,
     window_scale: u8,
     chk: Scaled,
@@ -454,23 +455,25 @@ impl TcpConn {
         } else if bits == 1 {
             if syn {
                 let code = if ack { b'H' } else { b'S' };
-                if hist.check(mask::SYN, code, is_orig) && rel_seq != endpoint.hist_last_syn {
+                if hist.check(mask::SYN, code, is_orig) && rel_seq as u32 != endpoint.hist_last_syn
+                {
                     hist.add(code, is_orig);
                 }
-                endpoint.hist_last_syn = rel_seq;
+                endpoint.hist_last_syn = rel_seq as u32;
             }
             if fin {
                 let end = rel_seq.wrapping_add(len as u64);
-                if hist.check(mask::FIN, b'F', is_orig) && end != endpoint.hist_last_fin {
+                if hist.check(mask::FIN, b'F', is_orig) && end as u32 != endpoint.hist_last_fin {
                     hist.add(b'F', is_orig);
                 }
-                endpoint.hist_last_fin = end;
+                endpoint.hist_last_fin = end as u32;
             }
             if rst {
-                if hist.check(mask::RST, b'R', is_orig) && rel_seq != endpoint.hist_last_rst {
+                if hist.check(mask::RST, b'R', is_orig) && rel_seq as u32 != endpoint.hist_last_rst
+                {
                     hist.add(b'R', is_orig);
                 }
-                endpoint.hist_last_rst = rel_seq;
+                endpoint.hist_last_rst = rel_seq as u32;
             }
         } else if len > 0 {
             hist.check(mask::DATA, b'D', is_orig);
@@ -504,11 +507,11 @@ impl TcpConn {
             }
         }
         if fin {
-            endpoint.fin_cnt += 1;
+            endpoint.fin_cnt = endpoint.fin_cnt.saturating_add(1);
             endpoint.fin_seq = rel_seq.wrapping_add(seg_len as u64);
         }
         if rst {
-            endpoint.rst_cnt += 1;
+            endpoint.rst_cnt = endpoint.rst_cnt.saturating_add(1);
         }
 
         let mut rel_ack = 0u64;

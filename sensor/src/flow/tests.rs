@@ -8,6 +8,8 @@ use crate::decode::{
     tcp_flags as F, Decoded, IcmpMessage, IpLayer, TcpSegment, Transport, UdpDatagram,
 };
 
+static ZEROS: [u8; 2048] = [0; 2048];
+
 const A: &str = "10.0.0.1";
 const B: &str = "10.0.0.2";
 
@@ -58,7 +60,7 @@ fn tcp(
         window: 1000,
         options: &[],
         payload_len: len,
-        payload: &[],
+        payload: &ZEROS[..len as usize],
         checksum_ok: true,
     };
     let mut d = Decoded::new(Ts(t));
@@ -193,10 +195,10 @@ fn midstream_server_first_packet_is_flipped() {
 #[test]
 fn udp_request_reply_is_sf_and_idle_timeout_ends_it() {
     let (mut t, mut rows) = table(16);
-    t.process(&udp(0, A, 5000, B, 53, 30), &mut |r: ConnSummary| {
+    t.process(&udp(0, A, 5000, B, 161, 30), &mut |r: ConnSummary| {
         rows.push(r)
     });
-    t.process(&udp(S / 100, B, 53, A, 5000, 90), &mut |r: ConnSummary| {
+    t.process(&udp(S / 100, B, 161, A, 5000, 90), &mut |r: ConnSummary| {
         rows.push(r)
     });
     t.advance(Ts(59 * S), &mut |r: ConnSummary| rows.push(r));
@@ -293,4 +295,24 @@ fn rstos0_matches_zeeks_regex() {
     assert!(rstos0_history(b"^SR"));
     assert!(!rstos0_history(b"SaFR"));
     assert!(!rstos0_history(b"R"));
+}
+
+#[test]
+fn dns_port_udp_ends_after_ten_quiet_seconds() {
+    let (mut t, mut rows) = table(16);
+    t.process(&udp(0, A, 5000, B, 53, 30), &mut |r: ConnSummary| {
+        rows.push(r)
+    });
+    t.advance(Ts(11 * S), &mut |r: ConnSummary| rows.push(r));
+    assert_eq!(rows.len(), 1);
+}
+
+#[test]
+fn a_table_entry_stays_small() {
+    // 65 536 entries must fit the 64 MiB budget with room for everything else.
+    assert!(
+        FlowTable::entry_size() <= 640,
+        "{}",
+        FlowTable::entry_size()
+    );
 }
