@@ -1,9 +1,9 @@
 //! `osect-sensor`: the command line.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -12,7 +12,11 @@ use osect_sensor::logs::sensor_log;
 use osect_sensor::pipeline;
 
 #[derive(Parser)]
-#[command(name = "osect-sensor", version, about = "OT network sensor: packets to Zeek-compatible logs and minute bundles")]
+#[command(
+    name = "osect-sensor",
+    version,
+    about = "OT network sensor: packets to Zeek-compatible logs and minute bundles"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -53,7 +57,14 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Replay { files, out, config, bundles, seed, ignore_checksums } => {
+        Cmd::Replay {
+            files,
+            out,
+            config,
+            bundles,
+            seed,
+            ignore_checksums,
+        } => {
             let mut cfg = match load_config(config.as_deref()) {
                 Ok(c) => c,
                 Err(code) => return code,
@@ -64,7 +75,10 @@ fn main() -> ExitCode {
             if ignore_checksums {
                 cfg.decode.verify_checksums = false;
             }
-            sensor_log::init(bundles.then(|| out.join("sensor.log")).as_deref(), log::LevelFilter::Warn);
+            sensor_log::init(
+                bundles.then(|| out.join("sensor.log")).as_deref(),
+                log::LevelFilter::Warn,
+            );
             match pipeline::replay(&files, &out, &cfg, bundles) {
                 Ok(report) => {
                     let s = &report.stats;
@@ -96,7 +110,10 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             if cfg.capture.interface.is_none() {
-                eprintln!("osect-sensor: config file {}: capture.interface: required for run", config.display());
+                eprintln!(
+                    "osect-sensor: config file {}: capture.interface: required for run",
+                    config.display()
+                );
                 return ExitCode::from(2);
             }
             sensor_log::init(Some(&cfg.output.sensor_log), log::LevelFilter::Info);

@@ -303,6 +303,7 @@ pub fn run_live(
         cfg.output.zstd_level,
         stats.clone(),
     );
+    recover_after_crash(&cfg.output.log_dir, &cfg.output.spool_dir, &stx);
     let (tx, writer) = spawn_writer(
         OutputMode::Intervals {
             log_dir: cfg.output.log_dir.clone(),
@@ -353,4 +354,39 @@ pub fn run_live(
         source,
     })?;
     Ok(stats.snapshot())
+}
+
+/// What a crash or power cut left behind: half-written bundles are removed, interval folders
+/// still under their `.tmp` name are completed as they are (their rows were written and must
+/// not be lost), and every folder without a bundle is queued for bundling, oldest first.
+fn recover_after_crash(log_dir: &Path, spool_dir: &Path, spool: &Sender<PathBuf>) {
+    match crate::spool::recover(spool_dir) {
+        Ok(0) => {}
+        Ok(n) => log::warn!("removed {n} partial bundle(s) left by an earlier run"),
+        Err(e) => log::error!("cleaning the spool: {e}"),
+    }
+    if let Ok(entries) = std::fs::read_dir(log_dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(base) = name.strip_suffix(".tmp") {
+                let target = log_dir.join(base);
+                if crate::spool::is_open_interval_name(&name) && !target.exists() {
+                    match std::fs::rename(e.path(), &target) {
+                        Ok(()) => {
+                            log::warn!("completed interval {base} left open by an earlier run")
+                        }
+                        Err(err) => log::error!("completing {}: {err}", e.path().display()),
+                    }
+                }
+            }
+        }
+    }
+    match crate::spool::pending_intervals(log_dir, spool_dir) {
+        Ok(dirs) => {
+            for d in dirs {
+                let _ = spool.send(d);
+            }
+        }
+        Err(e) => log::error!("listing unbundled intervals: {e}"),
+    }
 }

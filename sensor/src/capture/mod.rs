@@ -21,11 +21,18 @@ pub struct RawPacket<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: not a pcap or pcapng file (magic {magic:02x?})")]
     BadMagic { path: String, magic: [u8; 4] },
     #[error("{path}: {what} at byte {offset}")]
-    Corrupt { path: String, what: &'static str, offset: u64 },
+    Corrupt {
+        path: String,
+        what: &'static str,
+        offset: u64,
+    },
     #[error("{path}: file ends in the middle of a packet record at byte {offset}")]
     Truncated { path: String, offset: u64 },
     #[error("interface {iface}: {message}")]
