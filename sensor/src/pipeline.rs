@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Sender};
 
-use crate::analyzers::Analyzers;
+use crate::analyzers::{Analyzers, Record, RecordSink};
 use crate::capture::file::CaptureFile;
 use crate::capture::live::LiveCapture;
 use crate::capture::{CaptureError, RawPacket};
@@ -25,7 +25,7 @@ use crate::stats::Stats;
 use crate::ts::{Span, Ts};
 
 /// Capacity of the record channel between the packet path and the writer.
-const LOG_QUEUE: usize = 4096;
+const LOG_QUEUE: usize = 32;
 /// Most empty intervals written for one silent stretch (a day of minutes).
 const MAX_EMPTY_INTERVALS: i64 = 1440;
 
@@ -40,6 +40,31 @@ pub enum PipelineError {
     },
     #[error("the log writer stopped unexpectedly")]
     WriterGone,
+}
+
+/// Records per message to the writer.
+const BATCH: usize = 256;
+
+/// Sends records to the log writer in bounded batches.
+struct BatchSender {
+    tx: Sender<LogMsg>,
+    batch: Vec<Record>,
+}
+
+impl RecordSink for BatchSender {
+    fn record(&mut self, r: Record) {
+        self.batch.push(r);
+        if self.batch.len() >= BATCH {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            let full = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+            let _ = self.tx.send(LogMsg::Records(full));
+        }
+    }
 }
 
 /// Interval bookkeeping on packet time.
@@ -69,15 +94,13 @@ impl PacketPath {
         PacketPath {
             decoder: Decoder::new(cfg.decode.to_decode_config(), stats.clone()),
             flows: FlowTable::new(cfg.flow.clone(), cfg.conn.uid_seed, stats.clone()),
-            analyzers: {
-                let tx = tx.clone();
-                Analyzers::new(
-                    local,
-                    Box::new(move |r| {
-                        let _ = tx.send(LogMsg::Record(r));
-                    }),
-                )
-            },
+            analyzers: Analyzers::new(
+                local,
+                Box::new(BatchSender {
+                    tx: tx.clone(),
+                    batch: Vec::with_capacity(BATCH),
+                }),
+            ),
             intervals: interval.map(|len| Intervals { len, start: None }),
             tx,
             stats,
@@ -101,6 +124,7 @@ impl PacketPath {
             let boundary = start.plus(len);
             self.flows.advance(boundary, &mut self.analyzers);
             self.flows.interim_rows(boundary, len, &mut self.analyzers);
+            self.analyzers.flush();
             let _ = self
                 .tx
                 .send(LogMsg::Counters(self.stats.snapshot().to_line()));
@@ -143,11 +167,13 @@ impl PacketPath {
         }
         self.roll_intervals(now);
         self.flows.advance(now, &mut self.analyzers);
+        self.analyzers.flush();
     }
 
     /// End of input: every connection gets its row, the last interval is closed.
     pub fn finish(mut self) {
         self.flows.flush_all(&mut self.analyzers);
+        self.analyzers.flush();
         let _ = self
             .tx
             .send(LogMsg::Counters(self.stats.snapshot().to_line()));

@@ -26,24 +26,34 @@ impl Record {
 /// files included).
 pub const LOG_PATHS: &[&str] = &["conn"];
 
-/// Where finished records go (the log stage's channel, or a test's vector). Records leave
-/// one by one, so a burst (the end-of-input flush of a full table) never piles up in memory.
-pub type RecordSink = Box<dyn FnMut(Record) + Send>;
+/// Where finished records go (the log stage's channel, or a test's vector). A sink may batch,
+/// but only boundedly: a burst (the end-of-input flush of a full table) must never pile up.
+pub trait RecordSink: Send {
+    fn record(&mut self, r: Record);
+    /// Hands on anything batched (interval boundaries, idle ticks, end of input).
+    fn flush(&mut self) {}
+}
 
 /// The analyzer stage.
 pub struct Analyzers {
     local_nets: Vec<Prefix>,
-    out: RecordSink,
+    out: Box<dyn RecordSink>,
 }
 
 impl Analyzers {
-    pub fn new(local_nets: Vec<Prefix>, out: RecordSink) -> Analyzers {
+    pub fn new(local_nets: Vec<Prefix>, out: Box<dyn RecordSink>) -> Analyzers {
         Analyzers { local_nets, out }
+    }
+
+    /// Hands on batched records.
+    pub fn flush(&mut self) {
+        self.out.flush();
     }
 }
 
 impl FlowSink for Analyzers {
     fn conn_row(&mut self, row: ConnSummary) {
-        (self.out)(Record::Conn(conn::ConnRecord::new(row, &self.local_nets)));
+        self.out
+            .record(Record::Conn(conn::ConnRecord::new(row, &self.local_nets)));
     }
 }

@@ -25,7 +25,9 @@ use zeek::Utf8Policy;
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
 pub enum LogMsg {
-    Record(Record),
+    /// A batch of records (batched so the packet path wakes the writer once per batch, not
+    /// once per record).
+    Records(Vec<Record>),
     /// Records from now on belong to the interval starting at this time.
     OpenInterval(Ts),
     /// The current interval is complete.
@@ -72,16 +74,20 @@ pub fn run_writer(
     }
     for msg in rx {
         match msg {
-            LogMsg::Record(r) => match current.as_mut() {
-                Some((f, _)) => match f.write(r.as_zeek()) {
-                    Ok(()) => Stats::inc(&stats.records_written),
-                    Err(e) => {
-                        Stats::inc(&stats.records_dropped);
-                        log::error!("writing {}: {e}", f.dir().display());
+            LogMsg::Records(batch) => {
+                for r in batch {
+                    match current.as_mut() {
+                        Some((f, _)) => match f.write(r.as_zeek()) {
+                            Ok(()) => Stats::inc(&stats.records_written),
+                            Err(e) => {
+                                Stats::inc(&stats.records_dropped);
+                                log::error!("writing {}: {e}", f.dir().display());
+                            }
+                        },
+                        None => Stats::inc(&stats.records_dropped),
                     }
-                },
-                None => Stats::inc(&stats.records_dropped),
-            },
+                }
+            }
             LogMsg::OpenInterval(start) => {
                 if let OutputMode::Intervals { log_dir } = &mode {
                     if let Some((f, final_dir)) = current.take() {
