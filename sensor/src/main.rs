@@ -77,7 +77,11 @@ fn main() -> ExitCode {
             }
             sensor_log::init(
                 bundles.then(|| out.join("sensor.log")).as_deref(),
-                log::LevelFilter::Warn,
+                if bundles {
+                    log::LevelFilter::Info
+                } else {
+                    log::LevelFilter::Warn
+                },
             );
             match pipeline::replay(&files, &out, &cfg, bundles) {
                 Ok(report) => {
