@@ -296,3 +296,5 @@ mod link;
 mod robustness;
 mod tunnel;
 pub use decoder::Decoder;
+/// Zeek's likely UDP server ports: the flow stage guesses originators with the same list.
+pub use tunnel::is_likely_server_port as is_likely_udp_server_port;

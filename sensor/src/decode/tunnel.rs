@@ -112,7 +112,7 @@ fn is_tunnel_port(p: u16) -> bool {
 
 /// UDP ports that Zeek's default scripts register an analyzer for (its `likely_server_ports`).
 /// A datagram sent *from* a tunnel port *to* one of these keeps the latter as the responder.
-fn is_likely_server_port(p: u16) -> bool {
+pub fn is_likely_server_port(p: u16) -> bool {
     is_tunnel_port(p)
         || matches!(
             p,
