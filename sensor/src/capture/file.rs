@@ -124,7 +124,9 @@ impl CaptureFile {
                     big_endian: false,
                     interfaces: Vec::new(),
                 };
-                cf.read_shb_rest()?;
+                cf.fill_required(4)?;
+                let len_bytes = [cf.buf[0], cf.buf[1], cf.buf[2], cf.buf[3]];
+                cf.start_section(len_bytes)?;
                 return Ok(cf);
             }
             _ => return Err(CaptureError::BadMagic { path: p, magic }),
@@ -172,31 +174,37 @@ impl CaptureFile {
         }
     }
 
-    /// After the SHB block type was read (as the magic): byte-order magic, length, rest.
-    fn read_shb_rest(&mut self) -> Result<(), CaptureError> {
-        if !self.fill(8)? {
-            return Err(CaptureError::Truncated {
-                path: self.path.clone(),
-                offset: self.offset,
-            });
+    fn truncated(&self) -> CaptureError {
+        CaptureError::Truncated {
+            path: self.path.clone(),
+            offset: self.offset,
         }
-        let bom_le = u32_at(&self.buf, 4, false);
-        let be = match bom_le {
+    }
+
+    /// Like [`Self::fill`], but the end of the file here is a truncation.
+    fn fill_required(&mut self, n: usize) -> Result<(), CaptureError> {
+        if self.fill(n)? {
+            Ok(())
+        } else {
+            Err(self.truncated())
+        }
+    }
+
+    /// A section header block whose type was just read: `len_bytes` is its raw length field,
+    /// whose byte order is only known after the byte-order magic that follows. A new section
+    /// forgets the previous section's interfaces.
+    fn start_section(&mut self, len_bytes: [u8; 4]) -> Result<(), CaptureError> {
+        self.fill_required(4)?;
+        let be = match u32_at(&self.buf, 0, false) {
             PCAPNG_BOM => false,
             0x4D3C_2B1A => true,
             _ => return Err(self.corrupt("pcapng section header with a bad byte-order magic")),
         };
-        let len = u32_at(&self.buf, 0, be) as usize;
+        let len = u32_at(&len_bytes, 0, be) as usize;
         if !(28..=MAX_BLOCK).contains(&len) || !len.is_multiple_of(4) {
             return Err(self.corrupt("pcapng section header with a bad length"));
         }
-        if !self.fill(len - 12)? {
-            return Err(CaptureError::Truncated {
-                path: self.path.clone(),
-                offset: self.offset,
-            });
-        }
-        // A new section forgets the previous section's interfaces.
+        self.fill_required(len - 12)?;
         self.format = Format::PcapNg {
             big_endian: be,
             interfaces: Vec::new(),
@@ -237,12 +245,7 @@ impl CaptureFile {
                     return Err(self.corrupt("packet record longer than 256 KiB"));
                 }
                 let micros = if nanos { frac / 1000 } else { frac };
-                if !self.fill(caplen)? {
-                    return Err(CaptureError::Truncated {
-                        path: self.path.clone(),
-                        offset: self.offset,
-                    });
-                }
+                self.fill_required(caplen)?;
                 Ok(Some((
                     Ts(secs * 1_000_000 + micros),
                     linktype,
@@ -268,48 +271,14 @@ impl CaptureFile {
             if raw_type == PCAPNG_SHB {
                 // The byte order of a new section is only known after its BOM.
                 let len_bytes = [self.buf[4], self.buf[5], self.buf[6], self.buf[7]];
-                if !self.fill(4)? {
-                    return Err(CaptureError::Truncated {
-                        path: self.path.clone(),
-                        offset: self.offset,
-                    });
-                }
-                let bom = self.buf.clone();
-                let be2 = match u32_at(&bom, 0, false) {
-                    PCAPNG_BOM => false,
-                    0x4D3C_2B1A => true,
-                    _ => {
-                        return Err(
-                            self.corrupt("pcapng section header with a bad byte-order magic")
-                        )
-                    }
-                };
-                let len = u32_at(&len_bytes, 0, be2) as usize;
-                if !(28..=MAX_BLOCK).contains(&len) || !len.is_multiple_of(4) {
-                    return Err(self.corrupt("pcapng section header with a bad length"));
-                }
-                if !self.fill(len - 12)? {
-                    return Err(CaptureError::Truncated {
-                        path: self.path.clone(),
-                        offset: self.offset,
-                    });
-                }
-                self.format = Format::PcapNg {
-                    big_endian: be2,
-                    interfaces: Vec::new(),
-                };
+                self.start_section(len_bytes)?;
                 continue;
             }
             let len = u32_at(&self.buf, 4, be) as usize;
             if !(12..=MAX_BLOCK).contains(&len) || !len.is_multiple_of(4) {
                 return Err(self.corrupt("pcapng block with a bad length"));
             }
-            if !self.fill(len - 8)? {
-                return Err(CaptureError::Truncated {
-                    path: self.path.clone(),
-                    offset: self.offset,
-                });
-            }
+            self.fill_required(len - 8)?;
             // self.buf now holds the block body followed by the trailing length (4 bytes).
             let body_len = len - 12;
             match raw_type {

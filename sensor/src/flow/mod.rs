@@ -198,7 +198,6 @@ struct Conn {
     /// Confirmed services, in confirmation order: 1 + index into [`SERVICE_NAMES`]; 0 = empty.
     services: [u8; MAX_SERVICES],
     reported: Reported,
-    rows: u32,
 }
 
 /// The connection table.
@@ -460,9 +459,7 @@ impl FlowTable {
 
         // A new SYN on a finished TCP connection starts a new one.
         if let (Some(i), Transport::Tcp(seg)) = (slot, &layer.transport) {
-            let c = &self.slots[i as usize];
-            let is_orig = src_is_lo == c.orig_is_lo;
-            if c.tcp.is_reuse(seg, is_orig) {
+            if self.slots[i as usize].tcp.is_reuse(seg) {
                 self.remove(i, RowReason::Reused, sink);
                 slot = None;
             }
@@ -918,7 +915,6 @@ impl FlowTable {
             resp_ip_bytes: c.resp.ip_bytes,
             missed_bytes: c.missed_bytes,
         };
-        c.rows += 1;
         row
     }
 }
@@ -958,7 +954,6 @@ impl Conn {
             parents: [Uid(0); MAX_PARENTS],
             services: [0; MAX_SERVICES],
             reported: Reported::default(),
-            rows: 0,
         }
     }
 }

@@ -268,6 +268,27 @@ impl TcpEndpoint {
     }
 }
 
+/// The control bits of a segment, decoded once.
+#[derive(Clone, Copy)]
+struct Bits {
+    syn: bool,
+    fin: bool,
+    rst: bool,
+    ack: bool,
+}
+
+impl Bits {
+    fn of(seg: &TcpSegment<'_>) -> Bits {
+        let f = seg.flags;
+        Bits {
+            syn: f & F::SYN != 0,
+            fin: f & F::FIN != 0,
+            rst: f & F::RST != 0,
+            ack: f & F::ACK != 0,
+        }
+    }
+}
+
 /// What a segment did to the connection, for the flow table's timers.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SegmentOutcome {
@@ -322,7 +343,7 @@ impl TcpConn {
     }
 
     /// Whether a SYN on an existing connection starts a new one (Zeek's `IsReuse`).
-    pub fn is_reuse(&self, seg: &TcpSegment<'_>, is_orig: bool) -> bool {
+    pub fn is_reuse(&self, seg: &TcpSegment<'_>) -> bool {
         if seg.flags & F::SYN == 0 {
             return false;
         }
@@ -334,7 +355,6 @@ impl TcpConn {
         } else {
             &self.orig
         };
-        let _ = is_orig;
         if !self.is_closed() {
             if seg.seq == conn_orig.start_seq {
                 return false;
@@ -367,11 +387,7 @@ impl TcpConn {
         hist: &mut History,
     ) -> SegmentOutcome {
         let mut out = SegmentOutcome::default();
-        let flags = seg.flags;
-        let syn = flags & F::SYN != 0;
-        let fin = flags & F::FIN != 0;
-        let rst = flags & F::RST != 0;
-        let ack = flags & F::ACK != 0;
+        let Bits { syn, fin, rst, ack } = Bits::of(seg);
         let len = seg.payload_len;
 
         // A connection that began with a SYN-ACK and now sees the other side's pure ACK or
@@ -557,7 +573,7 @@ impl TcpConn {
         }
 
         let mut do_close = false;
-        self.update_state_machine(is_orig, seg, delta_last, &mut do_close, hist, &mut out);
+        self.update_state_machine(is_orig, seg, &mut do_close, hist, &mut out);
 
         let is_partial = self.is_partial;
         let (endpoint, peer) = if is_orig {
@@ -616,24 +632,18 @@ impl TcpConn {
         &mut self,
         is_orig: bool,
         seg: &TcpSegment<'_>,
-        delta_last: i32,
         do_close: &mut bool,
         hist: &mut History,
         out: &mut SegmentOutcome,
     ) {
         use EndpointState as S;
-        let flags = seg.flags;
-        let syn = flags & F::SYN != 0;
-        let fin = flags & F::FIN != 0;
-        let rst = flags & F::RST != 0;
-        let ack = flags & F::ACK != 0;
+        let Bits { syn, fin, rst, ack } = Bits::of(seg);
         let len = seg.payload_len;
         let state = if is_orig {
             self.orig.state
         } else {
             self.resp.state
         };
-        let _ = delta_last;
         match state {
             S::Inactive => {
                 if syn {
