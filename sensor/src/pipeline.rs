@@ -13,8 +13,8 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{bounded, Sender};
 
 use crate::analyzers::{Analyzers, Record, RecordSink};
-use crate::capture::file::CaptureFile;
 use crate::capture::live::LiveCapture;
+use crate::capture::reader::FileReader;
 use crate::capture::{CaptureError, RawPacket};
 use crate::config::Config;
 use crate::decode::{Decoder, Frame};
@@ -268,24 +268,17 @@ pub fn replay(
     let interval = bundles.then(|| Span::from_secs(cfg.output.interval_secs as i64));
     let mut path = PacketPath::new(cfg, stats.clone(), tx, interval);
     let mut errors = Vec::new();
-    for f in files {
-        let mut cf = match CaptureFile::open(f) {
-            Ok(cf) => cf,
-            Err(e) => {
-                errors.push(e);
-                continue;
-            }
-        };
-        while let Some(p) = cf.next_packet() {
-            match p {
-                Ok(p) => path.on_packet(p),
-                Err(e) => {
-                    errors.push(e);
-                    break;
-                }
-            }
+    let mut reader = FileReader::spawn(files.to_vec());
+    while let Some(mut batch) = reader.next_batch() {
+        for p in batch.packets() {
+            path.on_packet(p);
         }
+        if let Some(e) = batch.error.take() {
+            errors.push(e);
+        }
+        reader.recycle(batch);
     }
+    drop(reader);
     path.finish();
     // Dropping the packet path closes the channel; the writer then finishes.
     let written = writer.join().map_err(|_| PipelineError::WriterGone)?;

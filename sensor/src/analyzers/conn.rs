@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 
 use crate::config::Prefix;
+use crate::flow::uid::UID_TEXT_MAX;
 use crate::flow::{ConnSummary, MAX_PARENTS};
 use crate::logs::zeek::{Row, Schema, ZeekRecord};
 
@@ -58,11 +59,15 @@ impl ConnRecord {
     }
 }
 
-fn mac_text(m: [u8; 6]) -> String {
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        m[0], m[1], m[2], m[3], m[4], m[5]
-    )
+/// `aa:bb:cc:dd:ee:ff`, lower case, without allocating.
+fn mac_text(m: [u8; 6]) -> [u8; 17] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [b':'; 17];
+    for (i, b) in m.iter().enumerate() {
+        out[i * 3] = HEX[(b >> 4) as usize];
+        out[i * 3 + 1] = HEX[(b & 0xf) as usize];
+    }
+    out
 }
 
 impl ZeekRecord for ConnRecord {
@@ -73,17 +78,32 @@ impl ZeekRecord for ConnRecord {
     fn write_row(&self, row: &mut Row<'_>) {
         let s = &self.summary;
         row.time(s.ts);
-        row.string(s.uid.to_string().as_bytes());
+        let mut uid = [0u8; UID_TEXT_MAX];
+        let n = s.uid.render_ascii(b'C', &mut uid);
+        row.string(&uid[..n]);
         row.addr(s.orig_h);
         row.port(s.orig_p);
         row.addr(s.resp_h);
         row.port(s.resp_p);
         row.enum_name(s.transport.name());
-        let services: Vec<&str> = s.services.iter().flatten().copied().collect();
-        if services.is_empty() {
+        // One string column holding the names comma-joined (Zeek's ordered set rendering).
+        let mut services = [0u8; 64];
+        let mut n = 0;
+        for name in s.services.iter().flatten() {
+            let extra = usize::from(n > 0);
+            if n + extra + name.len() > services.len() {
+                break;
+            }
+            if extra == 1 {
+                services[n] = b',';
+            }
+            services[n + extra..n + extra + name.len()].copy_from_slice(name.as_bytes());
+            n += extra + name.len();
+        }
+        if n == 0 {
             row.unset();
         } else {
-            row.string(services.join(",").as_bytes());
+            row.string(&services[..n]);
         }
         // Zeek sets duration only when positive, and the byte counts only with a duration.
         if s.duration.is_positive() {
@@ -109,24 +129,24 @@ impl ZeekRecord for ConnRecord {
         row.count(s.orig_ip_bytes);
         row.count(s.resp_pkts);
         row.count(s.resp_ip_bytes);
-        let parents: Vec<String> = s
-            .tunnel_parents
-            .iter()
-            .flatten()
-            .map(|u| u.to_string())
-            .collect();
-        debug_assert!(parents.len() <= MAX_PARENTS);
-        if parents.is_empty() {
+        let mut parents = [([0u8; UID_TEXT_MAX], 0usize); MAX_PARENTS];
+        let mut count = 0;
+        for u in s.tunnel_parents.iter().flatten() {
+            let (buf, len) = &mut parents[count];
+            *len = u.render_ascii(b'C', buf);
+            count += 1;
+        }
+        if count == 0 {
             row.unset();
         } else {
-            row.string_list(Some(parents.iter().map(|p| p.as_bytes())));
+            row.string_list(Some(parents[..count].iter().map(|(b, l)| &b[..*l])));
         }
         match s.orig_l2 {
-            Some(m) => row.string(mac_text(m).as_bytes()),
+            Some(m) => row.string(&mac_text(m)),
             None => row.unset(),
         }
         match s.resp_l2 {
-            Some(m) => row.string(mac_text(m).as_bytes()),
+            Some(m) => row.string(&mac_text(m)),
             None => row.unset(),
         }
     }

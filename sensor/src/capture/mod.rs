@@ -6,6 +6,7 @@
 
 pub mod file;
 pub mod live;
+pub mod reader;
 
 use crate::ts::Ts;
 

@@ -83,9 +83,10 @@ impl Checksum {
     pub(crate) fn add_bytes(&mut self, data: &[u8]) {
         let mut chunks = data.chunks_exact(8);
         for c in &mut chunks {
-            // Four 16-bit words at a time; a u64 accumulator cannot overflow for any packet size.
+            // Two 32-bit words at a time: the ones' complement sum folds the same from 32-bit
+            // partial sums, and a u64 accumulator cannot overflow for any packet size.
             let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            self.acc += (w >> 48) + ((w >> 32) & 0xffff) + ((w >> 16) & 0xffff) + (w & 0xffff);
+            self.acc += (w >> 32) + (w & 0xffff_ffff);
         }
         let rest = chunks.remainder();
         let mut pairs = rest.chunks_exact(2);

@@ -10,24 +10,37 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Uid(pub u128);
 
+/// Longest rendered uid: prefix + 6 digits (32 bits) + 11 digits (64 bits).
+pub const UID_TEXT_MAX: usize = 18;
+
 const ALPHABET: &[u8; 62] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 impl Uid {
     /// Renders `prefix` + base62 of the two words (32 then 64 bits), least significant digit
     /// first, no padding: the layout of Zeek's uids.
     pub fn render(self, prefix: char, out: &mut String) {
-        out.push(prefix);
+        let mut buf = [0u8; UID_TEXT_MAX];
+        let n = self.render_ascii(prefix as u8, &mut buf);
+        out.extend(buf[..n].iter().map(|&b| b as char));
+    }
+
+    /// Renders into `buf` without allocating; returns the length (at most [`UID_TEXT_MAX`]).
+    pub fn render_ascii(self, prefix: u8, buf: &mut [u8; UID_TEXT_MAX]) -> usize {
+        buf[0] = prefix;
+        let mut n = 1;
         let hi = (self.0 >> 64) as u64 & 0xFFFF_FFFF;
         let lo = self.0 as u64;
         for mut w in [hi, lo] {
             loop {
-                out.push(ALPHABET[(w % 62) as usize] as char);
+                buf[n] = ALPHABET[(w % 62) as usize];
+                n += 1;
                 w /= 62;
                 if w == 0 {
                     break;
                 }
             }
         }
+        n
     }
 }
 

@@ -108,12 +108,12 @@ impl<'a> Row<'a> {
 
     pub fn time(&mut self, t: Ts) {
         self.sep();
-        let _ = write!(self.buf, "{t}");
+        push_fixed6(self.buf, t.0);
     }
 
     pub fn interval(&mut self, s: Span) {
         self.sep();
-        let _ = write!(self.buf, "{s}");
+        push_fixed6(self.buf, s.0);
     }
 
     pub fn interval_opt(&mut self, s: Option<Span>) {
@@ -125,7 +125,7 @@ impl<'a> Row<'a> {
 
     pub fn count(&mut self, n: u64) {
         self.sep();
-        let _ = write!(self.buf, "{n}");
+        push_u64(self.buf, n);
     }
 
     pub fn count_opt(&mut self, n: Option<u64>) {
@@ -233,6 +233,39 @@ impl<'a> Row<'a> {
             let _ = write!(self.buf, "{s}");
         }
     }
+}
+
+/// Decimal digits of `n`, without the formatting machinery (rows are written by the million).
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Microseconds as seconds with exactly six decimals (Zeek's `time`/`interval`).
+fn push_fixed6(out: &mut Vec<u8>, micros: i64) {
+    if micros < 0 {
+        out.push(b'-');
+    }
+    let m = micros.unsigned_abs();
+    push_u64(out, m / 1_000_000);
+    out.push(b'.');
+    let frac = m % 1_000_000;
+    let mut d = [b'0'; 6];
+    let mut f = frac;
+    for slot in d.iter_mut().rev() {
+        *slot = b'0' + (f % 10) as u8;
+        f /= 10;
+    }
+    out.extend_from_slice(&d);
 }
 
 /// Escapes one string value the way Zeek's ASCII writer does.
