@@ -298,15 +298,3 @@ mod tunnel;
 pub use decoder::Decoder;
 /// Zeek's likely UDP server ports: the flow stage guesses originators with the same list.
 pub use tunnel::is_likely_server_port as is_likely_udp_server_port;
-#[cfg(test)]
-mod size_probe {
-    #[test]
-    fn probe() {
-        eprintln!(
-            "DECODED {} LAYER {} TRANSPORT {}",
-            std::mem::size_of::<super::Decoded>(),
-            std::mem::size_of::<super::IpLayer>(),
-            std::mem::size_of::<super::Transport>()
-        );
-    }
-}
