@@ -8,6 +8,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use osect_sensor::config::Config;
+use osect_sensor::diag;
 use osect_sensor::logs::sensor_log;
 use osect_sensor::pipeline;
 
@@ -49,6 +50,24 @@ enum Cmd {
     Run {
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Health report for the serial console: version, slot, interface, counters, spool, disk.
+    Status {
+        /// Config file (default /etc/osect/sensor.toml, else built-in defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The status report plus PASS/FAIL checks with reasons; exits 1 when a check fails.
+    Diag {
+        /// Config file (default /etc/osect/sensor.toml, else built-in defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -137,6 +156,29 @@ fn main() -> ExitCode {
                     log::error!("{e}");
                     ExitCode::from(1)
                 }
+            }
+        }
+        Cmd::Status { config, json } => {
+            let r = diag::Report::gather(config.as_deref(), &diag::Sources::default());
+            if json {
+                println!("{}", r.render_json(None));
+            } else {
+                print!("{}", r.render_text());
+            }
+            ExitCode::SUCCESS
+        }
+        Cmd::Diag { config, json } => {
+            let r = diag::Report::gather(config.as_deref(), &diag::Sources::default());
+            let checks = r.checks();
+            if json {
+                println!("{}", r.render_json(Some(&checks)));
+            } else {
+                print!("{}{}", r.render_text(), diag::render_checks(&checks));
+            }
+            if checks.iter().any(|c| c.status == diag::Status::Fail) {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
             }
         }
     }
