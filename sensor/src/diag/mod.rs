@@ -44,7 +44,7 @@ pub struct LinkState {
     pub exists: bool,
     /// `operstate` as the kernel reports it (`up`, `down`, `unknown` for loopback, ...).
     pub operstate: String,
-    /// Administratively up and running (IFF_UP and IFF_RUNNING in `flags`).
+    /// Administratively up (IFF_UP) with a carrier.
     pub up: bool,
     pub rx_packets: u64,
     pub rx_dropped: u64,
@@ -352,7 +352,7 @@ impl Report {
                     }
                     let _ = write!(line, " {k}={v}");
                 }
-                if line.trim().len() > 0 {
+                if !line.trim().is_empty() {
                     let _ = writeln!(s, "{line}");
                 }
             }
@@ -644,15 +644,17 @@ pub fn read_link(sys_net: &Path, name: &str) -> LinkState {
         };
     }
     const IFF_UP: u64 = 0x1;
-    const IFF_RUNNING: u64 = 0x40;
     let flags = read("flags")
         .and_then(|f| u64::from_str_radix(f.trim_start_matches("0x"), 16).ok())
         .unwrap_or(0);
+    // `flags` holds only what was configured; whether the link works is `carrier` (which the
+    // kernel refuses to report while the interface is administratively down).
+    let carrier = read("carrier").as_deref() == Some("1");
     LinkState {
         name: name.to_string(),
         exists: true,
         operstate: read("operstate").unwrap_or_else(|| "unknown".into()),
-        up: flags & IFF_UP != 0 && flags & IFF_RUNNING != 0,
+        up: flags & IFF_UP != 0 && carrier,
         rx_packets: num("rx_packets"),
         rx_dropped: num("rx_dropped"),
         rx_errors: num("rx_errors"),

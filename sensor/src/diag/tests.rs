@@ -106,7 +106,8 @@ fn link_state_from_sysfs() {
     let d = tempfile::tempdir().unwrap();
     let eth = d.path().join("eth1");
     write(&eth.join("operstate"), "up\n");
-    write(&eth.join("flags"), "0x11043\n");
+    write(&eth.join("flags"), "0x1003\n");
+    write(&eth.join("carrier"), "1\n");
     write(&eth.join("statistics/rx_packets"), "1234\n");
     write(&eth.join("statistics/rx_dropped"), "5\n");
     let l = read_link(d.path(), "eth1");
@@ -117,7 +118,14 @@ fn link_state_from_sysfs() {
     let down = d.path().join("eth2");
     write(&down.join("operstate"), "down\n");
     write(&down.join("flags"), "0x1003\n");
+    write(&down.join("carrier"), "0\n");
     assert!(!read_link(d.path(), "eth2").up);
+    // Loopback: operstate "unknown", but up with a carrier.
+    let lo = d.path().join("lo");
+    write(&lo.join("operstate"), "unknown\n");
+    write(&lo.join("flags"), "0x9\n");
+    write(&lo.join("carrier"), "1\n");
+    assert!(read_link(d.path(), "lo").up);
     assert!(!read_link(d.path(), "eth9").exists);
 }
 
