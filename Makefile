@@ -7,7 +7,8 @@ OUT ?= out
 SAMPLE ?= samples/sample.pcap
 APT_PACKAGES := libpcap-dev tcpreplay iproute2 zstd time
 
-.PHONY: all deps build release run test unit conformance lint fmt bench clean
+.PHONY: all deps build release run test unit conformance lint fmt bench clean \
+	deps-cross cross cross-build cross-smoke deps-image image qemu-test
 
 all: build
 
@@ -60,3 +61,51 @@ bench: deps
 clean:
 	$(CARGO) clean
 	rm -rf $(OUT) bench-out
+
+# --- ARM firmware: cross builds and the A/B image tested in qemu (cross/, image/, buildroot/) ---
+# Their packages are installed only by these targets. The arm64 kernel, BusyBox and friends
+# for the image come from a private apt index under target/ (no foreign dpkg architecture).
+CROSS_APT_PACKAGES := gcc-aarch64-linux-gnu linux-libc-dev-arm64-cross gcc-arm-linux-gnueabihf \
+	libc6-dev-armhf-cross qemu-user-static flex bison dpkg-dev zstd
+IMAGE_APT_PACKAGES := qemu-system-arm u-boot-qemu u-boot-tools genimage mtools dosfstools \
+	e2fsprogs cpio
+CROSS_TARGETS := aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf
+
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+deps-cross: deps
+	$(call apt_install,$(CROSS_APT_PACKAGES))
+	@for t in $(CROSS_TARGETS); do \
+	  rustup target list --installed | grep -qx $$t || rustup target add $$t; done
+
+# Both ARM binaries (sizes printed), then the qemu-user comparison with the host binary.
+cross: cross-build cross-smoke
+
+cross-build: deps-cross
+	bash cross/build.sh $(CROSS_TARGETS)
+	@ls -l $(foreach t,$(CROSS_TARGETS),target/$(t)/release-cross/osect-sensor)
+
+cross-smoke: deps-cross
+	bash cross/smoke.sh $(CROSS_TARGETS)
+
+deps-image: deps-cross
+	$(call apt_install,$(IMAGE_APT_PACKAGES))
+
+# The A/B disk image for qemu's aarch64 virt machine: target/image/out/disk.img.
+image: deps-image
+	bash cross/build.sh aarch64-unknown-linux-musl
+	bash image/build.sh
+
+# Boots the image in qemu-system-aarch64 and tests it over the serial console (~1-2 min).
+qemu-test: deps-image
+	bash cross/build.sh aarch64-unknown-linux-musl
+	$(CARGO) build -q -p osect-sensor
+	bash image/qemu-test.sh

@@ -10,8 +10,8 @@ LIBPCAP_DEB=${LIBPCAP_DEB:-1.10.3-1}
 PROFILE=${PROFILE:-release-cross}
 CROSS_TARGETS_DEFAULT="aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf"
 
-log() { printf '[cross] %s\n' "$*" >&2; }
-die() { printf '[cross] error: %s\n' "$*" >&2; exit 1; }
+log() { printf "[%s] %s\n" "${LOG_TAG:-cross}" "$*" >&2; }
+die() { printf "[%s] error: %s\n" "${LOG_TAG:-cross}" "$*" >&2; exit 1; }
 
 # A private apt state: Debian's source index and its arm64 binary index, so fetching a source
 # package or an arm64 .deb changes nothing in the machine's own apt/dpkg configuration (no
