@@ -42,6 +42,9 @@ pub enum PipelineError {
     WriterGone,
 }
 
+/// Most connections with application-layer state at once (bounded further by the flow table).
+const MAX_APP_CONNS: usize = 1 << 16;
+
 /// Records per message to the writer.
 const BATCH: usize = 256;
 
@@ -96,6 +99,8 @@ impl PacketPath {
             flows: FlowTable::new(cfg.flow.clone(), cfg.conn.uid_seed, stats.clone()),
             analyzers: Analyzers::new(
                 local,
+                cfg.flow.max_flows.min(MAX_APP_CONNS),
+                stats.clone(),
                 Box::new(BatchSender {
                     tx: tx.clone(),
                     batch: Vec::with_capacity(BATCH),
@@ -123,6 +128,7 @@ impl PacketPath {
         while now >= start.plus(len) {
             let boundary = start.plus(len);
             self.flows.advance(boundary, &mut self.analyzers);
+            self.analyzers.advance(boundary);
             self.flows.interim_rows(boundary, len, &mut self.analyzers);
             self.analyzers.flush();
             let _ = self
@@ -156,6 +162,8 @@ impl PacketPath {
             wire_len: p.wire_len,
         };
         if let Ok(d) = self.decoder.decode(frame) {
+            self.analyzers.advance(ts);
+            self.analyzers.on_frame(&d);
             self.flows.process(&d, &mut self.analyzers);
         }
     }
@@ -167,13 +175,14 @@ impl PacketPath {
         }
         self.roll_intervals(now);
         self.flows.advance(now, &mut self.analyzers);
+        self.analyzers.advance(now);
         self.analyzers.flush();
     }
 
     /// End of input: every connection gets its row, the last interval is closed.
     pub fn finish(mut self) {
         self.flows.flush_all(&mut self.analyzers);
-        self.analyzers.flush();
+        self.analyzers.finish();
         let _ = self
             .tx
             .send(LogMsg::Counters(self.stats.snapshot().to_line()));

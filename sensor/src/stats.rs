@@ -80,6 +80,22 @@ counters! {
     bundles_written,
     /// Bundle attempts that failed.
     bundle_errors,
+    // -- spool, upload and retention --
+    /// Connections left without application-layer analysis because the table of
+    /// per-connection analyzer state was full.
+    app_states_full,
+    // -- dns --
+    /// Connections whose service was recognised by content.
+    services_detected,
+    // -- http --
+    /// Records of any kind that an analyzer could not produce because of malformed input
+    /// (each analyzer counts its own details too).
+    analyzer_weirds,
+    // -- OT and discovery logs --
+    /// Aggregation windows (per-key tables of the OT, ARP/NS and DNS logs) that were full
+    /// when a new key arrived; the oldest window was written early.
+    window_evictions,
+    // -- p0f and yaf --
 }
 
 impl Stats {

@@ -64,6 +64,9 @@ pub(crate) struct IpHeader<'a> {
     /// The destination the transport checksum covers when it is not `dst`: an IPv6 routing
     /// header with segments left names the packet's final destination.
     pub final_dst: Option<IpAddr>,
+    /// The fixed header bytes as captured (IPv4 with its options; IPv6's 40 bytes), for the
+    /// analyzers that read header fields the decoder does not interpret (TOS, flow label, ...).
+    pub header: &'a [u8],
 }
 
 /// Parses an IP header, choosing the version by the first nibble. `wire` is how many bytes the
@@ -130,6 +133,7 @@ fn parse_v4(b: &[u8], wire: usize, verify: bool) -> Result<IpHeader<'_>, DropRea
         payload_wire: total - ihl,
         frag,
         final_dst: None,
+        header: hdr,
     })
 }
 
@@ -163,6 +167,7 @@ fn parse_v6(b: &[u8], wire: usize) -> Result<IpHeader<'_>, DropReason> {
         payload_wire: plen.saturating_sub(chain.payload_at),
         frag: chain.frag,
         final_dst: chain.final_dst.map(IpAddr::V6),
+        header: b.get(..40).unwrap_or(&[]),
     })
 }
 

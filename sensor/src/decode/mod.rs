@@ -175,6 +175,10 @@ pub struct IpLayer<'a> {
     pub header_len: u16,
     /// True when this datagram was rebuilt from fragments.
     pub reassembled: bool,
+    /// The IP header bytes as captured (IPv4 incl. options, or IPv6's fixed 40 bytes; for a
+    /// reassembled datagram, one fragment's header), for analyzers that read fields the
+    /// decoder does not interpret (TOS/ECN, flow label, IPv4 options: passive fingerprinting).
+    pub header: &'a [u8],
     pub transport: Transport<'a>,
     /// Set when the next layer in [`Decoded::layers`] is carried inside this one.
     pub encap: Option<TunnelKind>,

@@ -86,6 +86,9 @@ pub enum RowReason {
 #[derive(Clone, Debug)]
 pub struct ConnSummary {
     pub reason: RowReason,
+    /// The connection's table slot: analyzers key per-connection state by it (with `uid`,
+    /// since slots are reused once a connection is gone).
+    pub slot: u32,
     pub ts: Ts,
     pub uid: Uid,
     pub orig_h: IpAddr,
@@ -110,10 +113,55 @@ pub struct ConnSummary {
     pub resp_l2: Option<[u8; 6]>,
 }
 
+/// One packet of a connection, as the analyzers see it: delivered after the flow stage has
+/// updated the connection, and only for packets whose transport checksum held (Zeek hands
+/// nothing else to its analyzers).
+#[derive(Clone, Copy, Debug)]
+pub struct PacketView<'p, 'a> {
+    pub ts: Ts,
+    /// Table slot of the connection (see [`ConnSummary::slot`]).
+    pub slot: u32,
+    pub uid: Uid,
+    /// The packet travels from originator to responder (after any role flip this packet
+    /// caused).
+    pub is_orig: bool,
+    pub transport: Transport4,
+    /// Originator address and port.
+    pub orig: (IpAddr, u16),
+    /// Responder address and port.
+    pub resp: (IpAddr, u16),
+    /// The IP layer this connection is made of (its transport holds ports, flags, payload).
+    pub layer: &'p IpLayer<'a>,
+    /// The whole frame: MACs, VLAN, the other layers.
+    pub frame: &'p Decoded<'a>,
+}
+
+impl PacketView<'_, '_> {
+    /// The transport payload as captured (empty for ICMP and other protocols' headers).
+    pub fn payload(&self) -> &[u8] {
+        match &self.layer.transport {
+            Transport::Tcp(t) => t.payload,
+            Transport::Udp(u) => u.payload,
+            Transport::Icmp(i) => i.payload,
+            Transport::Other { payload } => payload,
+        }
+    }
+
+    /// The TCP segment, when this is TCP.
+    pub fn tcp(&self) -> Option<&TcpSegment<'_>> {
+        match &self.layer.transport {
+            Transport::Tcp(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
 /// Where a flow event goes: the analyzer stage implements this.
 pub trait FlowSink {
     /// A connection's row is due.
     fn conn_row(&mut self, row: ConnSummary);
+    /// A packet of a connection, for the protocol analyzers.
+    fn packet(&mut self, _view: &PacketView<'_, '_>) {}
 }
 
 impl<F: FnMut(ConnSummary)> FlowSink for F {
@@ -579,7 +627,32 @@ impl FlowTable {
                 self.touch(i);
             }
         }
-        Some(self.slots[i as usize].uid)
+        let checksum_ok = match &layer.transport {
+            Transport::Tcp(t) => t.checksum_ok,
+            Transport::Udp(u) => u.checksum_ok,
+            Transport::Icmp(m) => m.checksum_ok,
+            Transport::Other { .. } => true,
+        };
+        let c = &self.slots[i as usize];
+        if checksum_ok {
+            let (o, r) = if c.orig_is_lo {
+                (c.key.lo, c.key.hi)
+            } else {
+                (c.key.hi, c.key.lo)
+            };
+            sink.packet(&PacketView {
+                ts,
+                slot: i,
+                uid: c.uid,
+                is_orig: src_is_lo == c.orig_is_lo,
+                transport: c.transport,
+                orig: (o.addr.to_ip(), o.port),
+                resp: (r.addr.to_ip(), r.port),
+                layer,
+                frame: pkt,
+            });
+        }
+        Some(c.uid)
     }
 
     /// Zeek's originator guess for a connection's first packet.
@@ -881,6 +954,7 @@ impl FlowTable {
         let r = c.reported;
         let row = ConnSummary {
             reason,
+            slot: i,
             ts: c.start,
             uid: c.uid,
             orig_h: orig_ep.addr.to_ip(),

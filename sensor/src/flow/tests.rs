@@ -34,6 +34,7 @@ fn layer(
         ip_id: 0,
         header_len: 20,
         reassembled: false,
+        header: &[],
         transport,
         encap: None,
     }

@@ -14,6 +14,33 @@ use crate::ts::{Span, Ts};
 pub struct Schema {
     pub path: &'static str,
     pub fields: &'static [(&'static str, &'static str)],
+    pub style: LogStyle,
+}
+
+/// How a log file starts and ends (reference §1.5: the bundle mixes Zeek logs, logs of the
+/// older Python writers with one `#fields` line, and headerless files).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogStyle {
+    /// Zeek's full header block (`#separator` ... `#types`) and a `#close` line.
+    Zeek,
+    /// One `#fields<TAB>name...` line, no footer.
+    FieldsLine,
+    /// One fixed header line of the log's own (yaf_flow.log), no footer.
+    HeaderLine(&'static str),
+    /// No header at all (p0f-k.log).
+    Bare,
+    /// JSON lines, no header, file named `<path>.json` (eve.json).
+    JsonLines,
+}
+
+impl Schema {
+    /// The file name inside an interval folder.
+    pub fn file_name(&self) -> String {
+        match self.style {
+            LogStyle::JsonLines => format!("{}.json", self.path),
+            _ => format!("{}.log", self.path),
+        }
+    }
 }
 
 /// A record that can be written as one row of a Zeek log.
@@ -31,8 +58,29 @@ pub enum Utf8Policy {
     EscapeAll,
 }
 
-/// Writes the header block: `#separator` ... `#types`. `open` is the `#open` stamp.
+/// Writes the header the log's style asks for. `open` is Zeek's `#open` stamp.
 pub fn write_header(out: &mut impl Write, schema: &Schema, open: &str) -> io::Result<()> {
+    match schema.style {
+        LogStyle::Zeek => write_zeek_header(out, schema, open),
+        LogStyle::FieldsLine => {
+            let mut h = String::from("#fields");
+            for (name, _) in schema.fields {
+                h.push('\t');
+                h.push_str(name);
+            }
+            h.push('\n');
+            out.write_all(h.as_bytes())
+        }
+        LogStyle::HeaderLine(line) => {
+            out.write_all(line.as_bytes())?;
+            out.write_all(b"\n")
+        }
+        LogStyle::Bare | LogStyle::JsonLines => Ok(()),
+    }
+}
+
+/// Zeek's header block: `#separator` ... `#types`.
+fn write_zeek_header(out: &mut impl Write, schema: &Schema, open: &str) -> io::Result<()> {
     let mut h = String::with_capacity(512);
     h.push_str("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n");
     h.push_str("#path\t");
@@ -53,9 +101,12 @@ pub fn write_header(out: &mut impl Write, schema: &Schema, open: &str) -> io::Re
     out.write_all(h.as_bytes())
 }
 
-/// Writes the `#close` line.
-pub fn write_footer(out: &mut impl Write, close: &str) -> io::Result<()> {
-    writeln!(out, "#close\t{close}")
+/// Writes the `#close` line (Zeek-style logs only).
+pub fn write_footer(out: &mut impl Write, schema: &Schema, close: &str) -> io::Result<()> {
+    match schema.style {
+        LogStyle::Zeek => writeln!(out, "#close\t{close}"),
+        _ => Ok(()),
+    }
 }
 
 /// Zeek's `#open`/`#close` stamp for a Unix time, in the given zone.
@@ -100,6 +151,13 @@ impl<'a> Row<'a> {
     /// Ends the row with a newline.
     pub fn finish(self) {
         self.buf.push(b'\n');
+    }
+
+    /// Appends bytes as they are, without separator or escaping: for records that render the
+    /// whole line themselves (eve.json's JSON objects). The caller guarantees no newline.
+    pub fn verbatim(&mut self, bytes: &[u8]) {
+        self.first = false;
+        self.buf.extend_from_slice(bytes);
     }
 
     pub fn unset(&mut self) {
