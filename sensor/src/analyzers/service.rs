@@ -245,7 +245,7 @@ fn tcp_evidence(st: &mut AppState, is_orig: bool, resp_p: u16, p: &[u8], stats: 
     let both = |a: u16, b: u16| s & a != 0 && s & b != 0;
     if both(TLS_CLIENT, TLS_SERVER) {
         confirm(st, "ssl", stats);
-    } else if both(SSH_CLIENT, SSH_SERVER) || (s & SSH_SERVER != 0 && resp_p == 22) {
+    } else if both(SSH_CLIENT, SSH_SERVER) {
         confirm(st, "ssh", stats);
     } else if both(GREETING_220, FTP_USER) {
         confirm(st, "ftp", stats);
