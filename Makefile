@@ -7,7 +7,7 @@ OUT ?= out
 SAMPLE ?= samples/sample.pcap
 APT_PACKAGES := libpcap-dev tcpreplay iproute2 zstd time
 
-.PHONY: all deps build release run test unit conformance lint fmt bench clean
+.PHONY: all deps build release run test unit conformance lint fmt bench fuzz clean
 
 all: build
 
@@ -56,6 +56,16 @@ test: deps lint
 
 bench: deps
 	bash bench/run.sh
+
+# Coverage-guided fuzzing of every parser target in fuzz/ (libFuzzer + AddressSanitizer).
+# cargo-fuzz wants nightly; RUSTC_BOOTSTRAP lets the stable toolchain's sanitizer runtimes do.
+FUZZ_SECS ?= 60
+fuzz: deps
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	set -o pipefail; cd fuzz && for t in $$(RUSTC_BOOTSTRAP=1 $(CARGO) fuzz list); do \
+	  echo "== fuzz $$t ($(FUZZ_SECS) s)"; \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECS) 2>&1 | tail -2 || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean
