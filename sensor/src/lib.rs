@@ -17,4 +17,5 @@ pub mod logs;
 pub mod pipeline;
 pub mod spool;
 pub mod stats;
+pub mod support;
 pub mod ts;

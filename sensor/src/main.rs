@@ -50,6 +50,16 @@ enum Cmd {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Write a support bundle (.tar.gz: system facts, redacted config, sensor.log, counters,
+    /// spool listing, upload history, certificate expiry; never private keys).
+    Support {
+        /// Folder for the bundle (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// The sensor's config file; it need not be valid (it is redacted as text).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// Exit codes: 0 success, 1 runtime failure (unreadable capture, output error), 2 bad
@@ -138,6 +148,39 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+        Cmd::Support { out, config } => support(&out, config),
+    }
+}
+
+/// `support`: the folders come from the config when it parses, else from the defaults.
+fn support(out: &Path, config: Option<PathBuf>) -> ExitCode {
+    let cfg = match config.as_deref().map(Config::load) {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => {
+            eprintln!("osect-sensor: {e} (collecting with default folders)");
+            Config::default()
+        }
+        None => Config::default(),
+    };
+    let mut log_dirs = Vec::new();
+    if let Some(d) = cfg.output.sensor_log.parent() {
+        log_dirs.push(d.to_path_buf());
+    }
+    let src = osect_sensor::support::SupportSources {
+        config,
+        log_dirs,
+        spool_dir: Some(cfg.output.spool_dir.clone()),
+        root: PathBuf::from("/"),
+    };
+    match osect_sensor::support::write_bundle(&src, out) {
+        Ok(p) => {
+            println!("{}", p.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("osect-sensor: support bundle in {}: {e}", out.display());
+            ExitCode::from(1)
         }
     }
 }
