@@ -16,6 +16,9 @@
 //! A crash between 1 and 3 leaves a `.part` that [`recover`] removes at start-up; an interval
 //! folder that never got its bundle is found again by [`pending_intervals`].
 
+pub mod queue;
+pub mod retention;
+
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read};
