@@ -18,6 +18,7 @@
 
 pub mod queue;
 pub mod retention;
+pub mod worker;
 
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};

@@ -246,8 +246,7 @@ impl Uploader {
                     .into_reader()
                     .take(QUOTED_BODY)
                     .read_to_string(&mut quoted);
-                let quoted: String = quoted.split_whitespace().collect::<Vec<_>>().join(" ");
-                Err(format!("server answered HTTP {code}: {quoted}"))
+                Err(format!("server answered HTTP {code}: {}", gist(&quoted)))
             }
             Err(ureq::Error::Transport(t)) => Err(describe_transport(&t)),
         };
@@ -343,6 +342,20 @@ fn sleep_unless_stopped(stop: &AtomicBool, d: Duration) {
         }
         std::thread::sleep(left.min(STOP_CHECK));
     }
+}
+
+/// The gist of an error page: its HTML title (nginx says "400 No required SSL certificate was
+/// sent" there), else the text on one line.
+fn gist(body: &str) -> String {
+    let title = body
+        .split_once("<title>")
+        .and_then(|(_, rest)| rest.split_once("</title>"))
+        .map(|(t, _)| t);
+    title
+        .unwrap_or(body)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A transport failure in words an operator can act on: the TLS reason (unknown CA, expired,
