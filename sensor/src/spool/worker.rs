@@ -2,7 +2,7 @@
 //! start-up, before bundle writes, and at least every interval), survives a full disk, and
 //! wakes the uploader when a bundle is ready.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -60,7 +60,7 @@ impl SpoolWorker {
 
     /// Bundles `dir`; on ENOSPC makes room (retention, unsent data as the last resort) and
     /// tries once more.
-    fn bundle(&mut self, dir: &PathBuf) {
+    fn bundle(&mut self, dir: &Path) {
         let first = bundle_interval(dir, &self.spool_dir, self.zstd_level);
         let result = match first {
             Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
@@ -96,7 +96,7 @@ impl SpoolWorker {
         }
     }
 
-    fn failed(&self, dir: &std::path::Path, e: &SpoolError) {
+    fn failed(&self, dir: &Path, e: &SpoolError) {
         Stats::inc(&self.stats.bundle_errors);
         log::error!("bundling {}: {e}", dir.display());
     }
