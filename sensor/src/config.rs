@@ -37,6 +37,9 @@ pub struct Config {
     pub flow: FlowConfig,
     pub conn: ConnConfig,
     pub output: OutputConfig,
+    pub spool: SpoolConfig,
+    pub upload: UploadConfig,
+    pub retention: RetentionConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -171,6 +174,96 @@ impl Default for OutputConfig {
     }
 }
 
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolConfig {
+    /// Where bundles wait for upload; overrides `output.spool_dir`, and is where
+    /// `replay --bundles --config FILE` puts its bundles.
+    pub dir: Option<PathBuf>,
+}
+
+/// Path of the upload endpoint, appended to an `upload.url` given without one.
+pub const DEFAULT_UPLOAD_PATH: &str = "/paper/api/v1/createlogdata/post";
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadConfig {
+    /// `https://host[:port][/path]`; unset = no upload. A URL without a path gets
+    /// [`DEFAULT_UPLOAD_PATH`].
+    pub url: Option<String>,
+    /// PEM bundle of the CAs that may sign the server's certificate; unset = the Mozilla roots
+    /// built into the binary.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate chain, optionally followed by its private key.
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of the client certificate, when not in `client_cert`.
+    pub client_key: Option<PathBuf>,
+    /// `label_id` form field (tells apart sensors sharing one certificate).
+    pub label_id: String,
+    /// Longest a request may stall (connecting, sending, or waiting for the answer), seconds.
+    pub timeout_s: u32,
+    /// Bandwidth cap for bundle bodies, kilobits per second; 0 = no cap.
+    pub max_rate_kbps: u32,
+    /// Serial device of the LTE modem; when set, `AT` must be answered `OK` before a send.
+    pub modem_device: Option<PathBuf>,
+    /// Keep delivered bundles in `<spool>/sent/` for retention to age out (true), or delete
+    /// them and their interval folder right after delivery (false).
+    pub keep_sent: bool,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        UploadConfig {
+            url: None,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            label_id: String::new(),
+            timeout_s: 180,
+            max_rate_kbps: 0,
+            modem_device: None,
+            keep_sent: true,
+        }
+    }
+}
+
+impl UploadConfig {
+    /// The endpoint with the default path filled in (`None` when upload is off).
+    pub fn endpoint(&self) -> Option<String> {
+        let url = self.url.as_deref()?.trim();
+        let rest = url.strip_prefix("https://").unwrap_or(url);
+        Some(match rest.find('/') {
+            None => format!("{url}{DEFAULT_UPLOAD_PATH}"),
+            Some(i) if &rest[i..] == "/" => {
+                format!("{}{DEFAULT_UPLOAD_PATH}", &url[..url.len() - 1])
+            }
+            Some(_) => url.to_string(),
+        })
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Delivered bundles (and their interval folders) older than this are deleted; 0 = no
+    /// age limit.
+    pub max_age_days: u32,
+    /// The file system holding the spool is kept at or below this use (df's Use%).
+    pub max_disk_percent: u8,
+    /// Cap on the bytes the sensor's data (interval folders and bundles) occupies; 0 = none.
+    pub max_bytes: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            max_age_days: 7,
+            max_disk_percent: 70,
+            max_bytes: 0,
+        }
+    }
+}
+
 /// A network prefix for `local_nets`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Prefix {
@@ -273,6 +366,11 @@ impl ConnConfig {
 }
 
 impl Config {
+    /// Where bundles are queued: `spool.dir`, else `output.spool_dir`.
+    pub fn spool_dir(&self) -> &Path {
+        self.spool.dir.as_deref().unwrap_or(&self.output.spool_dir)
+    }
+
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -354,6 +452,48 @@ impl Config {
         self.conn
             .local_prefixes()
             .map_err(|m| bad("conn.local_nets", m))?;
+        self.validate_upload(path)
+    }
+
+    fn validate_upload(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message,
+        };
+        let up = &self.upload;
+        if let Some(url) = &up.url {
+            // Plain HTTP would send the logs in clear and skip the server's authentication.
+            let host = url
+                .trim()
+                .strip_prefix("https://")
+                .ok_or_else(|| bad("upload.url", format!("{url:?} must start with https://")))?;
+            if host.split('/').next().unwrap_or("").is_empty() {
+                return Err(bad("upload.url", format!("{url:?} has no host")));
+            }
+        }
+        if up.client_key.is_some() && up.client_cert.is_none() {
+            return Err(bad(
+                "upload.client_key",
+                "set, but upload.client_cert is not".into(),
+            ));
+        }
+        if up.timeout_s == 0 || up.timeout_s > 3600 {
+            return Err(bad(
+                "upload.timeout_s",
+                format!("{} is outside 1..=3600", up.timeout_s),
+            ));
+        }
+        if up.label_id.contains(['\r', '\n']) {
+            return Err(bad("upload.label_id", "must be one line".into()));
+        }
+        let r = &self.retention;
+        if !(1..=99).contains(&r.max_disk_percent) {
+            return Err(bad(
+                "retention.max_disk_percent",
+                format!("{} is outside 1..=99", r.max_disk_percent),
+            ));
+        }
         Ok(())
     }
 }
@@ -394,6 +534,48 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("output.timezone"), "{e}");
+    }
+
+    #[test]
+    fn upload_and_retention_keys() {
+        let c = parse("").unwrap();
+        assert_eq!(c.upload.endpoint(), None);
+        assert_eq!(c.upload.timeout_s, 180);
+        assert!(c.upload.keep_sent);
+        assert_eq!(c.retention.max_age_days, 7);
+        assert_eq!(c.retention.max_disk_percent, 70);
+        assert_eq!(c.spool_dir(), Path::new("/var/lib/osect/spool"));
+        let c = parse(
+            "[spool]\ndir = \"/s\"\n[upload]\nurl = \"https://h.example:8443\"\nlabel_id = \"L1\"\n\
+             max_rate_kbps = 64\n[retention]\nmax_bytes = 1000\n",
+        )
+        .unwrap();
+        assert_eq!(c.spool_dir(), Path::new("/s"));
+        assert_eq!(
+            c.upload.endpoint().unwrap(),
+            "https://h.example:8443/paper/api/v1/createlogdata/post"
+        );
+        let c = parse("[upload]\nurl = \"https://h/\"\n").unwrap();
+        assert_eq!(
+            c.upload.endpoint().unwrap(),
+            "https://h/paper/api/v1/createlogdata/post"
+        );
+        let c = parse("[upload]\nurl = \"https://h/x/y\"\n").unwrap();
+        assert_eq!(c.upload.endpoint().unwrap(), "https://h/x/y");
+        for (text, key) in [
+            ("[upload]\nurl = \"http://h/\"\n", "upload.url"),
+            ("[upload]\nurl = \"https:///x\"\n", "upload.url"),
+            ("[upload]\nclient_key = \"/k\"\n", "upload.client_key"),
+            ("[upload]\ntimeout_s = 0\n", "upload.timeout_s"),
+            (
+                "[retention]\nmax_disk_percent = 100\n",
+                "retention.max_disk_percent",
+            ),
+            ("[upload]\nverify = false\n", "verify"),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
     }
 
     #[test]

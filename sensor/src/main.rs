@@ -60,10 +60,19 @@ enum Cmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Send the bundles queued in the spool to `upload.url`, oldest first.
+    Upload {
+        #[arg(long)]
+        config: PathBuf,
+        /// One round: exit 0 when the spool is empty, 1 (with the reason) when a bundle
+        /// could not be delivered. Without it: keep uploading until SIGTERM.
+        #[arg(long)]
+        once: bool,
+    },
 }
 
-/// Exit codes: 0 success, 1 runtime failure (unreadable capture, output error), 2 bad
-/// invocation or configuration (nothing was started).
+/// Exit codes: 0 success, 1 runtime failure (unreadable capture, output error, a bundle not
+/// delivered), 2 bad invocation or configuration (nothing was started).
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
@@ -130,6 +139,12 @@ fn main() -> ExitCode {
                 );
                 return ExitCode::from(2);
             }
+            if cfg.upload.url.is_some() {
+                if let Err(e) = osect_sensor::upload::tls_config(&cfg) {
+                    eprintln!("osect-sensor: config file {}: {e}", config.display());
+                    return ExitCode::from(2);
+                }
+            }
             sensor_log::init(Some(&cfg.output.sensor_log), log::LevelFilter::Info);
             let stop = Arc::new(AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -150,6 +165,64 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Support { out, config } => support(&out, config),
+        Cmd::Upload { config, once } => upload(&config, once),
+    }
+}
+
+/// `upload`: one round (`--once`) or the upload daemon alone.
+fn upload(config: &Path, once: bool) -> ExitCode {
+    let cfg = match load_config(Some(config)) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let stats = Arc::new(osect_sensor::stats::Stats::default());
+    let mut uploader = match osect_sensor::upload::Uploader::from_config(&cfg, stats) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("osect-sensor: config file {}: {e}", config.display());
+            return ExitCode::from(2);
+        }
+    };
+    sensor_log::init(Some(&cfg.output.sensor_log), log::LevelFilter::Info);
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+            eprintln!("osect-sensor: cannot install signal handler: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    if !once {
+        uploader.run(&stop, None);
+        return ExitCode::SUCCESS;
+    }
+    let round = uploader.send_queued(&stop);
+    let left = osect_sensor::spool::queue::unsent_bundles(cfg.spool_dir()).map(|q| q.len());
+    match (round, left) {
+        (Ok(r), Ok(0)) => {
+            eprintln!(
+                "osect-sensor: {} bundle(s) delivered ({} bytes), none left",
+                r.delivered, r.bytes
+            );
+            ExitCode::SUCCESS
+        }
+        (Ok(r), Ok(n)) => {
+            eprintln!(
+                "osect-sensor: {} bundle(s) delivered, {n} still queued (stopped)",
+                r.delivered
+            );
+            ExitCode::from(1)
+        }
+        (Err(e), left) => {
+            log::error!("{e}");
+            if let Ok(n) = left {
+                eprintln!("osect-sensor: {n} bundle(s) still queued");
+            }
+            ExitCode::from(1)
+        }
+        (Ok(_), Err(e)) => {
+            eprintln!("osect-sensor: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -170,7 +243,7 @@ fn support(out: &Path, config: Option<PathBuf>) -> ExitCode {
     let src = osect_sensor::support::SupportSources {
         config,
         log_dirs,
-        spool_dir: Some(cfg.output.spool_dir.clone()),
+        spool_dir: Some(cfg.spool_dir().to_path_buf()),
         root: PathBuf::from("/"),
     };
     match osect_sensor::support::write_bundle(&src, out) {

@@ -21,8 +21,11 @@ use crate::decode::{Decoder, Frame};
 use crate::flow::FlowTable;
 use crate::logs::zeek::Utf8Policy;
 use crate::logs::{self, LogMsg, OutputMode};
+use crate::spool::retention::{Retention, RetentionPolicy, Statvfs};
+use crate::spool::worker::SpoolWorker;
 use crate::stats::Stats;
 use crate::ts::{Span, Ts};
+use crate::upload::Uploader;
 
 /// Capacity of the record channel between the packet path and the writer.
 const LOG_QUEUE: usize = 32;
@@ -40,6 +43,8 @@ pub enum PipelineError {
     },
     #[error("the log writer stopped unexpectedly")]
     WriterGone,
+    #[error("upload: {0}")]
+    Upload(#[from] crate::upload::UploadError),
 }
 
 /// Most connections with application-layer state at once (bounded further by the flow table).
@@ -211,31 +216,27 @@ fn spawn_writer(
     (tx, h)
 }
 
-/// The spool thread: bundles every finished interval folder it is told about.
-fn spawn_spool(
-    spool_dir: PathBuf,
-    level: i32,
-    stats: Arc<Stats>,
-) -> (Sender<PathBuf>, JoinHandle<()>) {
+/// The spool thread: bundles every finished interval folder it is told about (and, for `run`,
+/// keeps retention going and wakes the uploader).
+fn spawn_spool(worker: SpoolWorker) -> (Sender<PathBuf>, JoinHandle<()>) {
     let (tx, rx) = bounded::<PathBuf>(1024);
     let h = std::thread::Builder::new()
         .name("spool".into())
-        .spawn(move || {
-            for dir in rx {
-                match crate::spool::bundle_interval(&dir, &spool_dir, level) {
-                    Ok(b) => {
-                        Stats::inc(&stats.bundles_written);
-                        log::info!("bundle {}", b.display());
-                    }
-                    Err(e) => {
-                        Stats::inc(&stats.bundle_errors);
-                        log::error!("bundling {}: {e}", dir.display());
-                    }
-                }
-            }
-        })
+        .spawn(move || worker.run(rx))
         .expect("spawning the spool thread");
     (tx, h)
+}
+
+/// A spool worker that only bundles (replay).
+fn plain_spool(spool_dir: PathBuf, cfg: &Config, stats: Arc<Stats>) -> SpoolWorker {
+    SpoolWorker {
+        spool_dir,
+        zstd_level: cfg.output.zstd_level,
+        stats,
+        retention: None,
+        wake: None,
+        tick: std::time::Duration::from_secs(u64::from(cfg.output.interval_secs)),
+    }
 }
 
 /// Result of a replay: counters and the first capture error, if any.
@@ -256,14 +257,14 @@ pub fn replay(
     let stats = Arc::new(Stats::default());
     let (mode, spool) = if bundles {
         let log_dir = out.join("logs");
-        let spool_dir = out.join("spool");
+        let spool_dir = cfg.spool.dir.clone().unwrap_or_else(|| out.join("spool"));
         for d in [&log_dir, &spool_dir] {
             std::fs::create_dir_all(d).map_err(|source| PipelineError::Output {
                 path: d.clone(),
                 source,
             })?;
         }
-        let (stx, sh) = spawn_spool(spool_dir, cfg.output.zstd_level, stats.clone());
+        let (stx, sh) = spawn_spool(plain_spool(spool_dir, cfg, stats.clone()));
         (OutputMode::Intervals { log_dir }, Some((stx, sh)))
     } else {
         (OutputMode::Single(out.to_path_buf()), None)
@@ -319,19 +320,36 @@ pub fn run_live(
     stop: Arc<AtomicBool>,
 ) -> Result<crate::stats::StatsSnapshot, PipelineError> {
     let stats = Arc::new(Stats::default());
-    for d in [&cfg.output.log_dir, &cfg.output.spool_dir] {
+    let spool_dir = cfg.spool_dir().to_path_buf();
+    for d in [&cfg.output.log_dir, &spool_dir] {
         std::fs::create_dir_all(d).map_err(|source| PipelineError::Output {
             path: d.clone(),
             source,
         })?;
     }
     let mut cap = LiveCapture::open(&cfg.capture)?;
-    let (stx, sh) = spawn_spool(
-        cfg.output.spool_dir.clone(),
-        cfg.output.zstd_level,
+    let (wake_tx, wake_rx) = bounded::<()>(1);
+    let mut worker = plain_spool(spool_dir.clone(), cfg, stats.clone());
+    worker.retention = Some(Retention::new(
+        RetentionPolicy::from(&cfg.retention),
+        &cfg.output.log_dir,
+        &spool_dir,
+        Box::new(Statvfs),
         stats.clone(),
-    );
-    recover_after_crash(&cfg.output.log_dir, &cfg.output.spool_dir, &stx);
+    ));
+    worker.wake = Some(wake_tx);
+    let (stx, sh) = spawn_spool(worker);
+    recover_after_crash(&cfg.output.log_dir, &spool_dir, &stx);
+    // Upload runs apart from the packet path and is not waited for at exit: an upload cut
+    // short is simply sent again at the next start.
+    if cfg.upload.url.is_some() {
+        let uploader = Uploader::from_config(cfg, stats.clone())?;
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("upload".into())
+            .spawn(move || uploader.run(&stop, Some(wake_rx)))
+            .expect("spawning the upload thread");
+    }
     let (tx, writer) = spawn_writer(
         OutputMode::Intervals {
             log_dir: cfg.output.log_dir.clone(),

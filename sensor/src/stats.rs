@@ -81,6 +81,24 @@ counters! {
     /// Bundle attempts that failed.
     bundle_errors,
     // -- spool, upload and retention --
+    /// Bundle attempts that hit a full disk (ENOSPC); each is retried once after retention.
+    bundle_disk_full,
+    /// Of those, retries that then succeeded.
+    bundle_retried_ok,
+    /// Bundles delivered (HTTP 200).
+    bundles_uploaded,
+    /// Bytes of the bundles delivered.
+    upload_bytes,
+    /// Upload attempts that failed (connection, TLS, timeout, non-200 answer).
+    upload_failures,
+    /// Upload rounds postponed because the modem did not answer `OK`.
+    upload_postponed_modem,
+    /// Delivered bundles removed by retention (age or budget).
+    retention_sent_deleted,
+    /// Bundles never delivered that retention dropped to stay within the disk budget.
+    retention_unsent_dropped,
+    /// Bytes freed by retention.
+    retention_bytes_freed,
     /// Connections left without application-layer analysis because the table of
     /// per-connection analyzer state was full.
     app_states_full,
