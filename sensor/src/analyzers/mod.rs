@@ -178,6 +178,7 @@ pub struct Analyzers {
     local_nets: Vec<Prefix>,
     out: Box<dyn RecordSink>,
     apps: AppTable,
+    ftp: service::FtpExpectations,
     dns: dns::DnsAnalyzer,
     http: http::HttpAnalyzer,
     stats: Arc<Stats>,
@@ -196,6 +197,7 @@ impl Analyzers {
             local_nets,
             out,
             apps: AppTable::new(max_conns, stats.clone()),
+            ftp: service::FtpExpectations::default(),
             dns: dns::DnsAnalyzer::new(stats.clone()),
             http: http::HttpAnalyzer::new(stats.clone()),
             stats,
@@ -250,6 +252,12 @@ impl FlowSink for Analyzers {
     }
 
     fn packet(&mut self, v: &PacketView<'_, '_>) {
+        if !self.ftp.is_empty() && self.ftp.take(v) {
+            if let Some(st) = self.apps.entry(v.slot, v.uid) {
+                st.confirm("ftp-data");
+                st.detect.stop();
+            }
+        }
         let payload = v.payload();
         let Some(st) = (if payload.is_empty() {
             // Only connections already known to an analyzer care about empty segments
@@ -263,6 +271,9 @@ impl FlowSink for Analyzers {
         let out = self.out.as_mut();
         if !payload.is_empty() {
             service::detect(st, v, &self.stats);
+            if st.services & service::FTP_BIT != 0 {
+                self.ftp.scan(v);
+            }
         }
         if let Some(d) = st.dns.as_mut() {
             if self.dns.packet(d, v, out) {

@@ -13,6 +13,8 @@
 //! Detection looks at no more than [`MAX_PROBES`] payload packets per direction and keeps a
 //! few bits per connection; then it gives up.
 
+use std::net::IpAddr;
+
 use crate::flow::{PacketView, Transport4};
 use crate::stats::Stats;
 
@@ -30,6 +32,16 @@ pub struct Detect {
     resp_probes: u8,
     seen: u16,
     done: bool,
+}
+
+/// The `ftp` bit of [`AppState::services`].
+pub const FTP_BIT: u64 = 1 << 4;
+
+impl Detect {
+    /// No more detection on this connection (its service is known otherwise).
+    pub fn stop(&mut self) {
+        self.done = true;
+    }
 }
 
 mod seen {
@@ -255,5 +267,166 @@ fn tcp_evidence(st: &mut AppState, is_orig: bool, resp_p: u16, p: &[u8], stats: 
         confirm(st, "pop3", stats);
     } else if both(IMAP_OK, IMAP_CMD) {
         confirm(st, "imap", stats);
+    }
+}
+
+/// Most FTP data connections announced and not yet seen.
+const MAX_EXPECTED: usize = 256;
+/// How long an announced data connection stays expected (Zeek's default, 5 minutes).
+const EXPECT_SECS: i64 = 300;
+
+/// Data connections announced on FTP control connections (PORT/EPRT, 227/229 replies), so
+/// that the connection that follows gets `ftp-data`, as Zeek's expected connections do.
+#[derive(Debug, Default)]
+pub struct FtpExpectations {
+    /// (originator, responder, responder port, deadline).
+    pending: Vec<(IpAddr, IpAddr, u16, crate::ts::Ts)>,
+}
+
+impl FtpExpectations {
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    fn expect(&mut self, orig: IpAddr, resp: IpAddr, port: u16, now: crate::ts::Ts) {
+        self.pending.retain(|e| e.3 > now);
+        if self.pending.len() >= MAX_EXPECTED {
+            self.pending.remove(0);
+        }
+        self.pending.push((
+            orig,
+            resp,
+            port,
+            now.plus(crate::ts::Span::from_secs(EXPECT_SECS)),
+        ));
+    }
+
+    /// Whether a new connection is an announced data connection (consumes the expectation).
+    pub fn take(&mut self, v: &PacketView<'_, '_>) -> bool {
+        let now = v.ts;
+        match self
+            .pending
+            .iter()
+            .position(|e| e.3 > now && e.0 == v.orig.0 && e.1 == v.resp.0 && e.2 == v.resp.1)
+        {
+            Some(i) => {
+                self.pending.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Reads a control-connection segment for data-channel announcements.
+    pub fn scan(&mut self, v: &PacketView<'_, '_>) {
+        let (client, server) = (v.orig.0, v.resp.0);
+        for line in v.payload().split(|&b| b == b'\n') {
+            let line = line.trim_ascii();
+            if v.is_orig {
+                if starts_with_ci(line, b"PORT ") {
+                    if let Some((ip, port)) = parse_port_tuple(&line[5..]) {
+                        self.expect(server, IpAddr::V4(ip), port, v.ts);
+                    }
+                } else if starts_with_ci(line, b"EPRT ") {
+                    if let Some((ip, port)) = parse_eprt(&line[5..]) {
+                        self.expect(server, ip, port, v.ts);
+                    }
+                }
+            } else if line.starts_with(b"227") {
+                let args = &line[3..];
+                let from = args.iter().position(|&b| b == b'(').map_or(0, |i| i + 1);
+                if let Some((ip, port)) = parse_port_tuple(&args[from..]) {
+                    // Zeek trusts the announced address unless it is unspecified.
+                    let ip = if ip.is_unspecified() {
+                        server
+                    } else {
+                        IpAddr::V4(ip)
+                    };
+                    self.expect(client, ip, port, v.ts);
+                }
+            } else if line.starts_with(b"229") {
+                if let Some(port) = parse_epsv(line) {
+                    self.expect(client, server, port, v.ts);
+                }
+            }
+        }
+    }
+}
+
+/// `h1,h2,h3,h4,p1,p2` (trailing text ignored).
+fn parse_port_tuple(s: &[u8]) -> Option<(std::net::Ipv4Addr, u16)> {
+    let s = std::str::from_utf8(s).ok()?;
+    let s = s.trim_start_matches(|c: char| !c.is_ascii_digit());
+    let end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == ','))
+        .unwrap_or(s.len());
+    let n: Vec<u8> = s[..end]
+        .split(',')
+        .map(|x| x.parse::<u8>())
+        .collect::<Result<_, _>>()
+        .ok()?;
+    if n.len() != 6 {
+        return None;
+    }
+    Some((
+        std::net::Ipv4Addr::new(n[0], n[1], n[2], n[3]),
+        u16::from(n[4]) << 8 | u16::from(n[5]),
+    ))
+}
+
+/// `|af|addr|port|` (RFC 2428).
+fn parse_eprt(s: &[u8]) -> Option<(IpAddr, u16)> {
+    let s = std::str::from_utf8(s).ok()?.trim();
+    let d = s.chars().next()?;
+    let parts: Vec<&str> = s.split(d).collect();
+    if parts.len() < 5 {
+        return None;
+    }
+    Some((parts[2].parse().ok()?, parts[3].parse().ok()?))
+}
+
+/// `229 Entering Extended Passive Mode (|||port|)`.
+fn parse_epsv(line: &[u8]) -> Option<u16> {
+    let s = std::str::from_utf8(line).ok()?;
+    let open = s.find('(')?;
+    let inner = &s[open + 1..s[open..].find(')')? + open];
+    let d = inner.chars().next()?;
+    inner.split(d).nth(3)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ftp_bit_names_ftp() {
+        assert_eq!(
+            crate::flow::SERVICE_NAMES[FTP_BIT.trailing_zeros() as usize],
+            "ftp"
+        );
+    }
+
+    #[test]
+    fn data_channel_announcements_parse() {
+        assert_eq!(
+            parse_port_tuple(b"192,168,1,2,7,138"),
+            Some((std::net::Ipv4Addr::new(192, 168, 1, 2), 1930))
+        );
+        assert_eq!(
+            parse_port_tuple(b"Entering Passive Mode (10,0,0,1,4,1)."),
+            Some((std::net::Ipv4Addr::new(10, 0, 0, 1), 1025))
+        );
+        assert_eq!(parse_port_tuple(b"1,2,3"), None);
+        assert_eq!(parse_port_tuple(b"300,1,1,1,1,1"), None);
+        assert_eq!(
+            parse_eprt(b"|2|2001:db8::1|5282|"),
+            Some(("2001:db8::1".parse().unwrap(), 5282))
+        );
+        assert_eq!(parse_eprt(b"|2|junk|5282|"), None);
+        assert_eq!(
+            parse_epsv(b"229 Entering Extended Passive Mode (|||57086|)"),
+            Some(57086)
+        );
+        assert_eq!(parse_epsv(b"229 nonsense ("), None);
     }
 }
