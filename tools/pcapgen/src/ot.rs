@@ -33,6 +33,7 @@ impl Capture {
         self.frames.push((ts, frame));
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn arp(
         &mut self,
         ts: u64,
