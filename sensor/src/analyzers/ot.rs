@@ -395,6 +395,147 @@ pub fn be32(b: &[u8], i: usize) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::MacPair;
+    use std::net::IpAddr;
+
+    /// xorshift64*: deterministic noise for the robustness loops.
+    struct Noise(u64);
+
+    impl Noise {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+
+        /// Random bytes, or a valid message cut short and with a few bytes changed.
+        fn message(&mut self, seeds: &[Vec<u8>]) -> Vec<u8> {
+            if self.below(3) == 0 || seeds.is_empty() {
+                let len = self.below(300);
+                return (0..len).map(|_| self.next() as u8).collect();
+            }
+            let mut m = seeds[self.below(seeds.len())].clone();
+            let keep = self.below(m.len() + 1);
+            if self.below(2) == 0 {
+                m.truncate(keep);
+            }
+            for _ in 0..self.below(4) {
+                if !m.is_empty() {
+                    let i = self.below(m.len());
+                    m[i] = self.next() as u8;
+                }
+            }
+            m
+        }
+    }
+
+    fn seeds() -> Vec<Vec<u8>> {
+        vec![
+            crate::analyzers::dhcp::tests::request(&[(12, b"host"), (55, &[1, 3]), (60, b"x")]),
+            crate::analyzers::nbns::tests::registration(b"HOST           \x00", false),
+            crate::analyzers::browser::tests::announcement(b"HMI", b"c\0"),
+            crate::analyzers::dhcpv6::tests::solicit(b"\x04host\x03lan\x00"),
+            b"NOTIFY * HTTP/1.1\r\nSERVER: x\r\n\r\n".to_vec(),
+            [
+                &[
+                    0x50u8, 0, 0, 0xff, 0xff, 3, 0, 0x2c, 0, 0, 0, 0x70, 0x0e, 0, 0,
+                ][..],
+                &[0; 20],
+            ]
+            .concat(),
+            [&[0x68u8, 0][..], &[0; 16], &[0x93, 0x0e, 1, 0, 0, 0]].concat(),
+            [&[0x22u8, 0x05, 0, 0, 0x13, 0, 0, 1, 1][..], &[0; 60]].concat(),
+            [&[0xc2u8, 0, 1, 1][..], &[0; 200]].concat(),
+            vec![
+                0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0,
+                2,
+            ],
+        ]
+    }
+
+    #[test]
+    fn random_and_mangled_messages_never_panic() {
+        let mut n = Noise(0x5eed_0001);
+        let seeds = seeds();
+        let ip4: IpAddr = "10.0.0.1".parse().unwrap();
+        let ip6: IpAddr = "fe80::1".parse().unwrap();
+        let mac = Some([2, 0, 0, 0, 0, 1]);
+        for _ in 0..20_000 {
+            let m = n.message(&seeds);
+            let _ = dhcp::parse(ip4, &m);
+            let _ = nbns::parse(ip4, mac, &m);
+            let _ = browser::parse(ip4, mac, &m);
+            let _ = browser::looks_valid(&m);
+            let _ = dhcpv6::parse(ip6, mac, &m);
+            let _ = dhcpv6::looks_valid(&m);
+            let _ = ssdp::parse(ip4, mac, &m, ssdp::Direction::ToPort);
+            let _ = ssdp::parse(ip4, mac, &m, ssdp::Direction::FromPort);
+            let _ = ssdp::looks_valid(&m);
+            let _ = cclink_basic::parse_payload(&m);
+            let _ = cclink_ie::parse_slmp_payload(&m);
+            let _ = cclink_ie::parse_frame([1; 6], [2; 6], &m);
+            let _ = cclink_ie::parse_ptp([1; 6], [2; 6], &m);
+            let _ = arp::parse(&m);
+            let _ = ns::parse(
+                m.first().copied().unwrap_or(135),
+                (ip6, mac),
+                (ip6, None),
+                &m,
+            );
+        }
+    }
+
+    fn frame(ethertype: u16, payload: &[u8]) -> Decoded<'_> {
+        let mut d = Decoded::new(Ts::from_secs(1_000));
+        d.macs = Some(MacPair {
+            src: [2, 0, 0, 0, 0, 1],
+            dst: [2, 0, 0, 0, 0, 2],
+        });
+        d.payload = Payload::NonIp { ethertype, payload };
+        d
+    }
+
+    #[test]
+    fn malformed_frames_are_counted() {
+        let stats = Arc::new(Stats::default());
+        let mut ot = OtAnalyzers::new(stats.clone());
+        let mut out: Vec<Record> = Vec::new();
+        ot.on_frame(&frame(ports::ETH_ARP, &[0, 1, 8, 0]), &mut out);
+        ot.on_frame(&frame(ports::ETH_CCLINK_IE, &[0x42, 0, 0]), &mut out);
+        ot.on_frame(&frame(ports::ETH_PTP, &[]), &mut out);
+        ot.on_frame(&frame(ports::ETH_CCLINK_IE, &[0x7e; 20]), &mut out);
+        ot.finish(&mut out);
+        let s = stats.snapshot();
+        assert_eq!(
+            (s.ot_malformed, s.analyzer_weirds, s.ot_messages),
+            (3, 3, 0)
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_flood_of_keys_stays_bounded_and_is_counted() {
+        let stats = Arc::new(Stats::default());
+        let mut ot = OtAnalyzers::new(stats.clone());
+        let mut out: Vec<Record> = Vec::new();
+        let keys = capacity::ARP + 100;
+        for i in 0..keys {
+            let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1];
+            arp.extend_from_slice(&(i as u32).to_be_bytes());
+            arp.extend_from_slice(&[0; 10]);
+            ot.on_frame(&frame(ports::ETH_ARP, &arp), &mut out);
+        }
+        assert_eq!(out.len(), 100, "the oldest windows were written early");
+        assert_eq!(stats.snapshot().window_evictions, 100);
+        ot.finish(&mut out);
+        assert_eq!(out.len(), keys);
+        assert_eq!(stats.snapshot().ot_messages, keys as u64);
+    }
 
     #[test]
     fn helpers() {
