@@ -139,7 +139,17 @@ pub struct OtAnalyzers {
     cclink_ie: OtLog<cclink_ie::IeKey>,
     tsn: OtLog<cclink_ie::TsnKey>,
     ptp: OtLog<cclink_ie::PtpKey>,
+    /// Bits of the service names in [`crate::flow::SERVICE_NAMES`], found once.
+    service_bits: [(u64, &'static str); 5],
     stats: Arc<Stats>,
+}
+
+/// The bit [`AppState::confirm`] sets for a service name (0 if the name is not listed).
+fn service_bit(name: &str) -> u64 {
+    crate::flow::SERVICE_NAMES
+        .iter()
+        .position(|n| *n == name)
+        .map_or(0, |i| 1 << i)
 }
 
 impl OtAnalyzers {
@@ -159,6 +169,14 @@ impl OtAnalyzers {
             cclink_ie: OtLog::new(CCLINK, s()),
             tsn: OtLog::new(CCLINK, s()),
             ptp: OtLog::new(CCLINK, s()),
+            service_bits: [
+                service::CCLINK_IEF_BASIC,
+                service::SLMP_TSN,
+                service::BROWSER,
+                service::DHCPV6,
+                service::SSDP,
+            ]
+            .map(|n| (service_bit(n), n)),
             stats,
         }
     }
@@ -285,34 +303,44 @@ impl OtAnalyzers {
             return;
         }
         let p = v.payload();
-        let ports = [v.orig.1, v.resp.1];
-        let on = |port: u16| ports.contains(&port);
+        let on = |port: u16| v.orig.1 == port || v.resp.1 == port;
+        let [basic, slmp, browser, dhcpv6, ssdp] = self.service_bits;
+        let confirm = |st: &mut AppState, (bit, name): (u64, &str)| {
+            if st.services & bit == 0 {
+                st.confirm(name);
+            }
+        };
         if on(ports::CCLINK_IEF_BASIC) {
             if let Some(k) = self.counted(cclink_basic::parse(v, p)) {
-                st.confirm(service::CCLINK_IEF_BASIC);
+                confirm(st, basic);
                 self.cclink_basic.add(k, v.ts, out);
             }
         }
         if ports::SLMP_TSN.iter().any(|&port| on(port)) {
             if let Some(k) = self.counted(cclink_ie::parse_slmp(v, p)) {
-                st.confirm(service::SLMP_TSN);
+                confirm(st, slmp);
                 self.slmp.add(k, v.ts, out);
             }
         }
         // The logs themselves were fed by on_frame; here only the service is confirmed, once.
-        let dst = if v.is_orig { v.resp.1 } else { v.orig.1 };
-        let src = if v.is_orig { v.orig.1 } else { v.resp.1 };
-        let confirm = if dst == ports::NETBIOS_DGM {
-            browser::looks_valid(p).then_some(service::BROWSER)
+        let (src, dst) = if v.is_orig {
+            (v.orig.1, v.resp.1)
+        } else {
+            (v.resp.1, v.orig.1)
+        };
+        let candidate = if dst == ports::NETBIOS_DGM {
+            Some((browser, browser::looks_valid as fn(&[u8]) -> bool))
         } else if dst == ports::DHCPV6_SERVER {
-            dhcpv6::looks_valid(p).then_some(service::DHCPV6)
+            Some((dhcpv6, dhcpv6::looks_valid as fn(&[u8]) -> bool))
         } else if dst == ports::SSDP || src == ports::SSDP {
-            ssdp::looks_valid(p).then_some(service::SSDP)
+            Some((ssdp, ssdp::looks_valid as fn(&[u8]) -> bool))
         } else {
             None
         };
-        if let Some(name) = confirm {
-            st.confirm(name);
+        if let Some((svc, valid)) = candidate {
+            if st.services & svc.0 == 0 && valid(p) {
+                confirm(st, svc);
+            }
         }
     }
 
