@@ -113,6 +113,12 @@ counters! {
     /// Aggregation windows (per-key tables of the OT, ARP/NS and DNS logs) that were full
     /// when a new key arrived; the oldest window was written early.
     window_evictions,
+    /// Messages the OT and discovery analyzers decoded (ARP, NS/NA, DHCP, NBNS, browser,
+    /// DHCPv6, SSDP, CC-Link IE/TSN/PTP/SLMP, CC-Link IE Field Basic).
+    ot_messages,
+    /// Of those protocols' messages, the malformed ones (short, bad lengths, truncated
+    /// options): no row, also counted in `analyzer_weirds`.
+    ot_malformed,
     // -- p0f and yaf --
 }
 

@@ -17,6 +17,18 @@ pub mod conn;
 pub mod dns;
 pub mod http;
 pub mod service;
+// OT and discovery logs (owned by `ot::OtAnalyzers`) and their shared aggregation window.
+pub mod arp;
+pub mod browser;
+pub mod cclink_basic;
+pub mod cclink_ie;
+pub mod dhcp;
+pub mod dhcpv6;
+pub mod nbns;
+pub mod ns;
+pub mod ot;
+pub mod ssdp;
+pub mod window;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -181,6 +193,7 @@ pub struct Analyzers {
     ftp: service::FtpExpectations,
     dns: dns::DnsAnalyzer,
     http: http::HttpAnalyzer,
+    ot: ot::OtAnalyzers,
     stats: Arc<Stats>,
 }
 
@@ -200,21 +213,26 @@ impl Analyzers {
             ftp: service::FtpExpectations::default(),
             dns: dns::DnsAnalyzer::new(stats.clone()),
             http: http::HttpAnalyzer::new(stats.clone()),
+            ot: ot::OtAnalyzers::new(stats.clone()),
             stats,
         }
     }
 
     /// Every decoded frame, before the flow stage sees it.
-    pub fn on_frame(&mut self, _frame: &Decoded<'_>) {}
+    pub fn on_frame(&mut self, frame: &Decoded<'_>) {
+        self.ot.on_frame(frame, self.out.as_mut());
+    }
 
     /// Packet time moved on: aggregation windows that ended are written.
     pub fn advance(&mut self, now: Ts) {
         self.dns.advance(now, self.out.as_mut());
+        self.ot.advance(now, self.out.as_mut());
     }
 
     /// End of input: every open window and pending transaction is written.
     pub fn finish(&mut self) {
         self.dns.finish(self.out.as_mut());
+        self.ot.finish(self.out.as_mut());
         self.out.flush();
     }
 
@@ -285,6 +303,7 @@ impl FlowSink for Analyzers {
                 st.confirm("http");
             }
         }
+        self.ot.packet(st, v, out);
     }
 }
 

@@ -5,6 +5,7 @@
 //! and diffed). No external data is read.
 
 pub mod bench;
+pub mod ot;
 pub mod packet;
 pub mod rng;
 pub mod sample;

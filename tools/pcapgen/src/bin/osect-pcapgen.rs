@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use osect_pcapgen::bench::{write_bench, BenchOpts};
+use osect_pcapgen::ot::write_ot;
 use osect_pcapgen::sample::write_sample;
 
 #[derive(Parser)]
@@ -19,7 +20,8 @@ use osect_pcapgen::sample::write_sample;
 checksums). Output depends only on the arguments: the same command always writes the same bytes.\n\n\
   osect-pcapgen sample --out samples/sample.pcap\n\
   osect-pcapgen bench --packets 1000000 --flows 100000 --out bench-out/bench-1m.pcap\n\
-  osect-pcapgen bench --packets 2000000 --flows 1000000 --concurrent --out bench-out/concurrent-1m.pcap"
+  osect-pcapgen bench --packets 2000000 --flows 1000000 --concurrent --out bench-out/concurrent-1m.pcap\n\
+  osect-pcapgen ot ot.pcap"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -66,6 +68,13 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// The OT/discovery test capture: ARP, IPv6 neighbour discovery, DHCPv4 client requests
+    /// and CC-Link IE Control frames (the protocols the public corpus has no capture of), with
+    /// a few malformed messages.
+    Ot {
+        /// Output file.
+        out: PathBuf,
+    },
 }
 
 fn create(path: &PathBuf) -> std::io::Result<BufWriter<File>> {
@@ -80,6 +89,9 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let result = match cli.cmd {
         Cmd::Sample { out, seed } => create(&out).and_then(|w| write_sample(w, seed)).map(|n| {
+            eprintln!("osect-pcapgen: wrote {} ({n} packets)", out.display());
+        }),
+        Cmd::Ot { out } => create(&out).and_then(write_ot).map(|n| {
             eprintln!("osect-pcapgen: wrote {} ({n} packets)", out.display());
         }),
         Cmd::Bench {
