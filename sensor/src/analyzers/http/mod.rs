@@ -223,6 +223,18 @@ impl HttpAnalyzer {
             // The peer's stream starts where this side acknowledges, if nothing better is known.
             conn.streams[1 - dir].anchor(seg.ack);
         }
+        if v.partial {
+            // Zeek's HTTP analyzer ignores connections not seen from their handshake on; the
+            // streams still follow the sequence numbers.
+            let segment = Segment {
+                seq: seg.seq,
+                flags: seg.flags,
+                payload: seg.payload,
+                payload_len: seg.payload_len,
+            };
+            conn.streams[dir].push(segment, &mut Discard);
+            return Verdict::None;
+        }
         let (overflows, gaps) = (conn.streams[dir].overflows, conn.streams[dir].gap_bytes);
         let HttpConn {
             streams,
@@ -369,6 +381,14 @@ impl HttpAnalyzer {
         ids.orig = orig;
         ids.resp = (Some(v.resp.0), v.resp.1);
     }
+}
+
+/// Takes stream bytes nobody parses.
+struct Discard;
+
+impl StreamConsumer for Discard {
+    fn data(&mut self, _bytes: &[u8]) {}
+    fn gap(&mut self, _len: u64) {}
 }
 
 /// Feeds one direction's reassembled stream into the parser.
