@@ -81,6 +81,24 @@ const DPD_METHODS: &[&[u8]] = &[
     b"QUERY",
 ];
 
+/// Reassembled stream input, for driving the analyzer without TCP (tests, fuzzing).
+#[derive(Clone, Copy, Debug)]
+pub enum StreamInput<'a> {
+    Data {
+        is_orig: bool,
+        bytes: &'a [u8],
+    },
+    Gap {
+        is_orig: bool,
+        len: u64,
+    },
+    Eof {
+        is_orig: bool,
+    },
+    /// The connection ended: open messages end, pending transactions are written.
+    End,
+}
+
 /// What one packet told about the protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -335,6 +353,46 @@ impl HttpAnalyzer {
         }
         ev.session.finalize(&mut ev.ctx);
         ev.observe_leftovers();
+    }
+
+    /// Feeds already reassembled stream input (see [`StreamInput`]); packets go through
+    /// [`HttpAnalyzer::packet`] instead.
+    pub fn stream(
+        &mut self,
+        conn: &mut HttpConn,
+        now: Ts,
+        input: StreamInput<'_>,
+        out: &mut dyn RecordSink,
+    ) -> Verdict {
+        conn.last_ts = now;
+        let mut ev = Events {
+            ctx: Ctx {
+                now,
+                ids: &conn.ids,
+                out,
+                stats: &self.stats,
+            },
+            session: &mut conn.session,
+            observer: self.observer.as_deref_mut(),
+            observed: &mut conn.observed,
+            confirmed: false,
+            violated: false,
+        };
+        match input {
+            StreamInput::Data { is_orig, bytes } => conn.parser.data(is_orig, bytes, &mut ev),
+            StreamInput::Gap { is_orig, len } => conn.parser.gap(is_orig, len, &mut ev),
+            StreamInput::Eof { is_orig } => conn.parser.eof(is_orig, &mut ev),
+            StreamInput::End => {
+                conn.parser.abort(&mut ev);
+                ev.session.finalize(&mut ev.ctx);
+                ev.observe_leftovers();
+            }
+        }
+        match (ev.confirmed, ev.violated) {
+            (_, true) => Verdict::Violated,
+            (true, false) => Verdict::Confirmed,
+            _ => Verdict::None,
+        }
     }
 
     /// A violation: parsing stops for good; what was open is ended.

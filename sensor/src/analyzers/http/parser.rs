@@ -240,6 +240,15 @@ impl HttpParser {
         }
     }
 
+    /// Heap bytes the parser holds (line and header buffers), for memory accounting.
+    pub fn buffered(&self) -> usize {
+        let msg = |m: &Option<Message>| m.as_ref().map_or(0, |m| m.header.capacity());
+        self.lines.iter().map(|l| l.buf.capacity()).sum::<usize>()
+            + msg(&self.request)
+            + msg(&self.reply)
+            + self.scratch.capacity()
+    }
+
     /// True once nothing more will be parsed.
     pub fn stopped(&self) -> bool {
         self.f.stopped
