@@ -95,6 +95,11 @@ impl Reassembler {
         }
     }
 
+    /// Out-of-order bytes waiting for a hole to fill.
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
+    }
+
     /// True once end of stream was signalled.
     pub fn at_eof(&self) -> bool {
         self.eof_sent

@@ -185,6 +185,17 @@ fn fresh_streams() -> [Reassembler; 2] {
 }
 
 impl HttpConn {
+    /// Heap bytes held for parsing (line and header buffers, out-of-order segments), for
+    /// memory accounting and bounds checks.
+    pub fn buffered(&self) -> usize {
+        self.parser.buffered()
+            + self
+                .streams
+                .iter()
+                .map(Reassembler::held_bytes)
+                .sum::<usize>()
+    }
+
     fn bytes_seen(&self) -> u64 {
         self.streams.iter().map(|s| s.delivered + s.gap_bytes).sum()
     }
