@@ -139,10 +139,13 @@ struct Message {
     decoder: Option<Decoder>,
     expect_data: u64,
     body_length: u64,
-    /// Multipart bodies are cut into lines; with a Content-Length the message ends after
-    /// that many bytes.
-    line_budget: Option<u64>,
+    /// Multipart bodies are cut into lines and end with the closing delimiter
+    /// `--<boundary>--` (the boundary is kept, at most [`MAX_BOUNDARY`] bytes).
+    boundary: Option<Vec<u8>>,
 }
+
+/// Longest multipart boundary kept (RFC 2046 allows 70 characters).
+const MAX_BOUNDARY: usize = 256;
 
 impl Message {
     fn new(is_orig: bool, expect_body: BodyExpect) -> Message {
@@ -162,7 +165,7 @@ impl Message {
             decoder: None,
             expect_data: 0,
             body_length: 0,
-            line_budget: None,
+            boundary: None,
         }
     }
 }
@@ -879,13 +882,8 @@ fn message_line(
     f: &mut Flags,
     ev: &mut impl HttpEvents,
 ) {
+    let _ = raw_len;
     message_deliver(m, line, true, lines, f, ev);
-    if let Some(budget) = m.line_budget.as_mut() {
-        *budget = budget.saturating_sub(raw_len as u64);
-        if *budget == 0 && !m.end_of_data && !m.in_header {
-            end_of_data(m, ev);
-        }
-    }
 }
 
 /// Zeek's entity delivery: `crlf` says the data was a line (its line end removed).
@@ -909,6 +907,15 @@ fn message_deliver(
     }
     if m.multipart {
         deliver_body(m, data, crlf, ev);
+        let closing = m.boundary.as_deref().is_some_and(|b| {
+            data.len() >= b.len() + 4
+                && data.starts_with(b"--")
+                && data[2..].starts_with(b)
+                && data[2 + b.len()..].starts_with(b"--")
+        });
+        if closing {
+            end_of_data(m, ev);
+        }
         return;
     }
     match m.chunked {
@@ -1041,7 +1048,27 @@ fn entity_header(m: &mut Message, name: &[u8], value: &[u8], f: &Flags, ev: &mut
     } else if name.eq_ignore_ascii_case(b"content-type") {
         m.multipart =
             token.eq_ignore_ascii_case(b"multipart") || token.eq_ignore_ascii_case(b"message");
+        m.boundary = boundary_param(value);
     }
+}
+
+/// The `boundary` parameter of a Content-Type value (quoted or not).
+fn boundary_param(value: &[u8]) -> Option<Vec<u8>> {
+    let key = b"boundary=";
+    let at = value
+        .windows(key.len())
+        .position(|w| w.eq_ignore_ascii_case(key))?;
+    let v = &value[at + key.len()..];
+    let b = match v.strip_prefix(b"\"") {
+        Some(q) => &q[..q.iter().position(|&c| c == b'"').unwrap_or(q.len())],
+        None => {
+            &v[..v
+                .iter()
+                .position(|&c| c == b';' || c == b' ' || c == b'\t')
+                .unwrap_or(v.len())]
+        }
+    };
+    (!b.is_empty() && b.len() <= MAX_BOUNDARY).then(|| b.to_vec())
 }
 
 /// `bytes first-last/instance` of a 206 reply: its length is the body length.
@@ -1122,12 +1149,6 @@ fn all_headers(m: &mut Message, lines: &mut Lines, f: &Flags, ev: &mut impl Http
     if m.multipart {
         if m.chunked != Chunked::No {
             ev.weird("HTTP_chunked_transfer_for_multipart_message");
-        }
-        if let Some(cl) = m.content_length {
-            m.line_budget = Some(cl);
-            if cl == 0 {
-                end_of_data(m, ev);
-            }
         }
     } else if m.chunked != Chunked::No {
         m.chunked = Chunked::ExpectSize;

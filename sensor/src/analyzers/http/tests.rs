@@ -158,6 +158,30 @@ fn chunked_gzip_and_until_close_bodies() {
 }
 
 #[test]
+fn multipart_body_ends_at_its_closing_delimiter() {
+    let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nvalue\n--XyZ--\r\n";
+    let mut post = format!(
+        "POST /f HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=\"XyZ\"\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    post.extend_from_slice(body);
+    post.extend_from_slice(b"GET /next HTTP/1.1\r\n\r\n");
+    let rows = run(&[
+        req(&post),
+        resp(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx"),
+    ]);
+    // Lines count with two bytes of line end each, the lone-LF line included (as Zeek counts).
+    assert_eq!(
+        cols(&rows, &["uri", "request_body_len", "response_body_len"]),
+        vec![
+            vec!["/f", &(body.len() + 1).to_string(), "0"],
+            vec!["/next", "0", "1"]
+        ]
+    );
+}
+
+#[test]
 fn connect_tunnel_stops_parsing() {
     let rows = run(&[
         req(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nProxy-Connection: keep-alive\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n"),
