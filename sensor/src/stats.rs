@@ -106,6 +106,19 @@ counters! {
     /// Connections whose service was recognised by content.
     services_detected,
     // -- http --
+    /// http.log records written.
+    http_records,
+    /// HTTP oddities: malformed request/status lines, cut lines, too many headers, content
+    /// gaps outside bodies, bodies that failed to decode.
+    http_weirds,
+    /// Connections where HTTP was attached but the bytes turned out not to be HTTP.
+    http_violations,
+    /// Bytes of HTTP streams never seen (content gaps).
+    http_gap_bytes,
+    /// Times an HTTP stream's out-of-order buffer was full and a hole was given up.
+    http_reassembly_overflows,
+    /// HTTP transactions written before their reply because too many were pending.
+    http_pending_flushed,
     /// Records of any kind that an analyzer could not produce because of malformed input
     /// (each analyzer counts its own details too).
     analyzer_weirds,

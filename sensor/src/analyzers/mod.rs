@@ -16,6 +16,7 @@
 pub mod conn;
 pub mod dns;
 pub mod http;
+pub mod reassembly;
 pub mod service;
 // OT and discovery logs (owned by `ot::OtAnalyzers`) and their shared aggregation window.
 pub mod arp;
@@ -121,6 +122,14 @@ impl AppState {
     pub fn confirm(&mut self, name: &str) {
         if let Some(i) = crate::flow::SERVICE_NAMES.iter().position(|n| *n == name) {
             self.services |= 1 << i;
+        }
+    }
+
+    /// Takes a service back out (its analyzer found a protocol violation, as Zeek's DPD
+    /// removes the name).
+    pub fn withdraw(&mut self, name: &str) {
+        if let Some(i) = crate::flow::SERVICE_NAMES.iter().position(|n| *n == name) {
+            self.services &= !(1 << i);
         }
     }
 }
@@ -299,8 +308,10 @@ impl FlowSink for Analyzers {
             }
         }
         if let Some(h) = st.http.as_mut() {
-            if self.http.packet(h, v, out) {
-                st.confirm("http");
+            match self.http.packet(h, v, out) {
+                http::Verdict::Confirmed => st.confirm("http"),
+                http::Verdict::Violated => st.withdraw("http"),
+                http::Verdict::None => {}
             }
         }
         self.ot.packet(st, v, out);

@@ -167,6 +167,9 @@ pub struct PacketView<'p, 'a> {
     pub layer: &'p IpLayer<'a>,
     /// The whole frame: MACs, VLAN, the other layers.
     pub frame: &'p Decoded<'a>,
+    /// TCP connection not seen from its handshake on (Zeek's partial status, under which its
+    /// stream analyzers such as HTTP ignore the payload).
+    pub partial: bool,
 }
 
 impl PacketView<'_, '_> {
@@ -683,6 +686,7 @@ impl FlowTable {
                 resp: (r.addr.to_ip(), r.port),
                 layer,
                 frame: pkt,
+                partial: c.transport == Transport4::Tcp && c.tcp.is_partial(),
             });
         }
         Some(c.uid)
