@@ -204,8 +204,23 @@ impl<'a> Row<'a> {
 
     pub fn addr(&mut self, a: IpAddr) {
         self.sep();
-        // std renders IPv6 compressed and lower-case, IPv4-mapped as ::ffff:a.b.c.d: as Zeek.
-        let _ = write!(self.buf, "{a}");
+        match a {
+            // Every conn.log row has two addresses: dotted quads are written by hand, not
+            // through `fmt` (which cost a fifth of the writer thread).
+            IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.buf.push(b'.');
+                    }
+                    push_u64(self.buf, u64::from(octet));
+                }
+            }
+            // std renders IPv6 compressed and lower-case, IPv4-mapped as ::ffff:a.b.c.d: as
+            // Zeek does.
+            IpAddr::V6(_) => {
+                let _ = write!(self.buf, "{a}");
+            }
+        }
     }
 
     pub fn addr_opt(&mut self, a: Option<IpAddr>) {
@@ -416,5 +431,22 @@ mod tests {
             String::from_utf8(buf).unwrap(),
             "1000.000500\t-\t(empty)\t(empty)\ta,b\tfe80::217:f2ff:fed7:cf65\tT\n"
         );
+    }
+
+    #[test]
+    fn ipv4_written_by_hand_matches_display() {
+        for a in [
+            "0.0.0.0",
+            "10.0.0.1",
+            "192.168.100.255",
+            "255.255.255.255",
+            "1.22.3.44",
+        ] {
+            let ip: IpAddr = a.parse().unwrap();
+            let mut buf = Vec::new();
+            let mut r = Row::new(&mut buf, Utf8Policy::PassValid);
+            r.addr(ip);
+            assert_eq!(String::from_utf8(buf).unwrap(), ip.to_string());
+        }
     }
 }
