@@ -15,8 +15,11 @@
 
 pub mod conn;
 pub mod dns;
+pub mod frame_logs;
 pub mod http;
+pub mod p0f;
 pub mod service;
+pub mod yaf;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -181,6 +184,7 @@ pub struct Analyzers {
     dns: dns::DnsAnalyzer,
     http: http::HttpAnalyzer,
     stats: Arc<Stats>,
+    frame_logs: frame_logs::FrameLogs,
 }
 
 impl Analyzers {
@@ -198,21 +202,32 @@ impl Analyzers {
             apps: AppTable::new(max_conns, stats.clone()),
             dns: dns::DnsAnalyzer::new(stats.clone()),
             http: http::HttpAnalyzer::new(stats.clone()),
+            frame_logs: frame_logs::FrameLogs::without_p0f(stats.clone()),
             stats,
         }
     }
 
+    /// Replaces the per-frame logs (p0f-k.log, yaf_flow.log) with ones built from the config.
+    pub fn with_frame_logs(mut self, logs: frame_logs::FrameLogs) -> Analyzers {
+        self.frame_logs = logs;
+        self
+    }
+
     /// Every decoded frame, before the flow stage sees it.
-    pub fn on_frame(&mut self, _frame: &Decoded<'_>) {}
+    pub fn on_frame(&mut self, frame: &Decoded<'_>) {
+        self.frame_logs.on_frame(frame, self.out.as_mut());
+    }
 
     /// Packet time moved on: aggregation windows that ended are written.
     pub fn advance(&mut self, now: Ts) {
         self.dns.advance(now, self.out.as_mut());
+        self.frame_logs.advance(now, self.out.as_mut());
     }
 
     /// End of input: every open window and pending transaction is written.
     pub fn finish(&mut self) {
         self.dns.finish(self.out.as_mut());
+        self.frame_logs.finish(self.out.as_mut());
         self.out.flush();
     }
 
