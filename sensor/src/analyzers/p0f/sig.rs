@@ -255,7 +255,10 @@ pub fn extract(layer: &IpLayer<'_>, seg: &TcpSegment<'_>) -> Result<PacketSig, N
         if seg.ack == 0 {
             quirks |= quirk::ZERO_ACK;
         }
-    } else if seg.ack != 0 && flags & tcp_flags::RST == 0 {
+    } else if seg.ack & 0x0100_0000 != 0 && flags & tcp_flags::RST == 0 {
+        // p0f 3.09b (x86) raises `ack+` only when bit 24 of the acknowledgment number is
+        // set, not for any non-zero value (measured: tests/p0f_agreement.rs). The reference
+        // runs that build, so its logs carry the same quirk.
         quirks |= quirk::NZ_ACK;
     }
     if flags & tcp_flags::URG != 0 {
@@ -314,7 +317,9 @@ fn parse_options(o: &[u8], syn_only: bool) -> Options {
         let fixed = match kind {
             opt::EOL => {
                 r.eol_pad = (end - i) as u8;
-                if o[i..].iter().any(|&b| b != 0) {
+                // p0f 3.09b never looks at the very last byte of the options for `opt+`
+                // (measured against it; bug-compatible).
+                if o[i..end.saturating_sub(1).max(i)].iter().any(|&b| b != 0) {
                     r.quirks |= quirk::OPT_EOL_NZ;
                 }
                 break;
