@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 OUT ?= out
 SAMPLE ?= samples/sample.pcap
-APT_PACKAGES := libpcap-dev tcpreplay iproute2 zstd time
+APT_PACKAGES := libpcap-dev tcpreplay iproute2 zstd time p0f tshark
 
 .PHONY: all deps build release run test unit conformance lint fmt bench clean
 

@@ -66,11 +66,21 @@ fn parse_p0f_line(l: &str) -> Option<Obs> {
     if m != "syn" && m != "syn+ack" {
         return None;
     }
-    let who = if m == "syn" { f.get("cli")? } else { f.get("srv")? };
+    let who = if m == "syn" {
+        f.get("cli")?
+    } else {
+        f.get("srv")?
+    };
     let ip = who.rsplit_once('/')?.0;
     // Stock p0f names application matches `app=`; p0f-k writes every label in `os`.
     let os = f.get("os").or_else(|| f.get("app"))?;
-    Some((secs, m.into(), ip.into(), (*os).into(), f.get("raw_sig")?.to_string()))
+    Some((
+        secs,
+        m.into(),
+        ip.into(),
+        (*os).into(),
+        f.get("raw_sig")?.to_string(),
+    ))
 }
 
 fn parse_ours(text: &str) -> Vec<(i64, Obs)> {
@@ -111,7 +121,9 @@ fn frame_stacks(cap: &Path) -> BTreeMap<i64, String> {
             continue;
         };
         let (s, frac) = t.split_once('.').unwrap_or((t, "0"));
-        let us: i64 = format!("{:0<6}", &frac[..frac.len().min(6)]).parse().unwrap_or(0);
+        let us: i64 = format!("{:0<6}", &frac[..frac.len().min(6)])
+            .parse()
+            .unwrap_or(0);
         if let Ok(s) = s.parse::<i64>() {
             m.insert(s * 1_000_000 + us, p.to_string());
         }
@@ -150,10 +162,7 @@ fn compare(name: &str, theirs: Vec<Obs>, ours: Vec<(i64, Obs)>, cap: &Path) -> O
             _ => only_ours.push((us, o)),
         }
     }
-    let mut only_p0f: Vec<Obs> = left
-        .into_iter()
-        .flat_map(|(o, n)| std::iter::repeat_n(o, n))
-        .collect();
+    let mut only_p0f: Vec<Obs> = left.into_iter().flat_map(|(o, n)| vec![o; n]).collect();
     let stacks = if only_ours.is_empty() {
         BTreeMap::new()
     } else {
@@ -174,7 +183,9 @@ fn compare(name: &str, theirs: Vec<Obs>, ours: Vec<(i64, Obs)>, cap: &Path) -> O
         match pair {
             Some(i) => {
                 let t = only_p0f.remove(i);
-                differences.push(format!("{name}: differs\n    p0f:    {t:?}\n    sensor: {o:?}"));
+                differences.push(format!(
+                    "{name}: differs\n    p0f:    {t:?}\n    sensor: {o:?}"
+                ));
             }
             None => differences.push(format!("{name}: sensor only: {o:?}")),
         }
@@ -201,7 +212,13 @@ fn run_p0f(input: &Path, log: &Path) -> Result<Vec<Obs>, String> {
         .map_err(|e| format!("running p0f: {e}"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().into());
+        return Err(err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .into());
     }
     let text = fs::read_to_string(log).unwrap_or_default();
     Ok(text.lines().filter_map(parse_p0f_line).collect())
@@ -230,9 +247,15 @@ fn run_sensor(cap: &Path, out: &Path, cfg: &Path) -> Vec<(i64, Obs)> {
 #[test]
 fn p0f_k_log_agrees_with_p0f() {
     for tool in ["p0f", "tshark"] {
-        assert!(have(tool), "{tool} is not installed: run `make deps` (Debian packages p0f, tshark)");
+        assert!(
+            have(tool),
+            "{tool} is not installed: run `make deps` (Debian packages p0f, tshark)"
+        );
     }
-    assert!(Path::new(FP_FILE).is_file(), "{FP_FILE} missing: install the Debian p0f package");
+    assert!(
+        Path::new(FP_FILE).is_file(),
+        "{FP_FILE} missing: install the Debian p0f package"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("sensor.toml");
     fs::write(&cfg, format!("[p0f]\nfp_file = \"{FP_FILE}\"\n")).unwrap();

@@ -171,7 +171,7 @@ fn encode(
             Unknown(k, len) => {
                 o.push(*k);
                 o.push(*len);
-                o.extend(std::iter::repeat_n(0, usize::from(len.saturating_sub(2))));
+                o.resize(o.len() + usize::from(len.saturating_sub(2)), 0);
             }
         }
     }
@@ -460,7 +460,7 @@ pub fn write_handshakes<W: Write>(out: W, flows: u32, seed: u64, vlans: bool) ->
         } else {
             w.write(t_us, &syn_frame)?;
         }
-        if event >= 3 && event < 8 {
+        if (3..8).contains(&event) {
             // Retransmitted SYN (same sequence number).
             w.write(t_us + 1_000, &syn_frame)?;
         }

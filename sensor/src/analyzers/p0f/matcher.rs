@@ -97,7 +97,7 @@ fn compare(
     let win_ok = match r.win {
         Window::Any => true,
         Window::Exact(w) => w == s.win,
-        Window::Modulo(m) => s.win % m == 0,
+        Window::Modulo(m) => s.win.is_multiple_of(m),
         Window::Mss(n) => multiple == Some((n, false)),
         Window::Mtu(n) => multiple == Some((n, true)),
     };

@@ -250,7 +250,7 @@ fn random_input_never_panics() {
     );
     let mut p = P0f::new(db(), stats.clone());
     let base = tcp_frame(&v4(1, 2, 64, true), &syn(1000, 5, &LINUX_OPTS, 29200));
-    let mut buf = vec![0u8; 128];
+    let mut buf = [0u8; 128];
     for i in 0..30_000u32 {
         let f: Vec<u8> = if i % 2 == 0 {
             let mut f = base.clone();
