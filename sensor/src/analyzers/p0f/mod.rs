@@ -238,7 +238,13 @@ impl P0f {
         seg: &crate::decode::TcpSegment<'_>,
     ) -> Option<sig::PacketSig> {
         match sig::extract(layer, seg) {
-            Ok(s) => Some(s),
+            Ok(s) => {
+                if s.quirks & sig::quirk::OPT_BAD != 0 {
+                    // Still fingerprinted (`bad` is part of the signature, as in p0f).
+                    Stats::inc(&self.stats.analyzer_weirds);
+                }
+                Some(s)
+            }
             Err(sig::NoSig::Skip) => None,
             Err(sig::NoSig::Malformed) => {
                 Stats::inc(&self.stats.analyzer_weirds);

@@ -226,12 +226,16 @@ fn malformed_options_are_quirks_not_errors() {
         (&[1, 30, 1, 0][..], "nop,?30:df,id+,bad:0"),
         (&[0, 9, 0, 9][..], "eol+3:df,id+,opt+:0"),
     ] {
-        let (recs, _) = run(&[(1, tcp_frame(&v4(1, 2, 64, true), &syn(9, 5, opts, 29200)))]);
+        let (recs, st) = run(&[(1, tcp_frame(&v4(1, 2, 64, true), &syn(9, 5, opts, 29200)))]);
         assert!(
             recs[0].raw_sig.contains(want),
             "{opts:?}: {}",
             recs[0].raw_sig
         );
+        let weirds = st
+            .analyzer_weirds
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(weirds, u64::from(want.contains("bad")), "{opts:?}");
     }
 }
 
