@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 OUT ?= out
 SAMPLE ?= samples/sample.pcap
-APT_PACKAGES := libpcap-dev tcpreplay iproute2 zstd time nginx tshark
+APT_PACKAGES := libpcap-dev tcpreplay iproute2 zstd time nginx tshark p0f
 
 .PHONY: all deps build release run test unit conformance lint fmt bench fuzz clean
 

@@ -40,6 +40,8 @@ pub struct Config {
     pub spool: SpoolConfig,
     pub upload: UploadConfig,
     pub retention: RetentionConfig,
+    pub p0f: P0fConfig,
+    pub yaf: YafConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -227,6 +229,31 @@ impl Default for UploadConfig {
     }
 }
 
+/// Where p0f-k.log's fingerprint database comes from.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct P0fConfig {
+    /// A database in p0f v3's `p0f.fp` format. Unset means [`DEFAULT_FP_FILE`] if it exists
+    /// (p0f-k.log stays empty, with a warning, if it does not); set, it must load.
+    pub fp_file: Option<PathBuf>,
+    /// The loaded database (filled in by [`Config::load`] / [`Config::builtin`]).
+    #[serde(skip)]
+    pub database: Option<std::sync::Arc<crate::analyzers::p0f::Database>>,
+}
+
+/// Where the Debian `p0f` package (and the sensor image) install p0f's database.
+pub const DEFAULT_FP_FILE: &str = "/etc/p0f/p0f.fp";
+
+impl P0fConfig {
+    /// The database file in effect and whether the operator named it.
+    pub fn fp_path(&self) -> (PathBuf, bool) {
+        match &self.fp_file {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from(DEFAULT_FP_FILE), false),
+        }
+    }
+}
+
 impl UploadConfig {
     /// The endpoint with the default path filled in (`None` when upload is off).
     pub fn endpoint(&self) -> Option<String> {
@@ -260,6 +287,29 @@ impl Default for RetentionConfig {
             max_age_days: 7,
             max_disk_percent: 70,
             max_bytes: 0,
+        }
+    }
+}
+
+/// yaf_flow.log's flow table.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct YafConfig {
+    /// Flows of other IP protocols tracked at once; when full the flow idle the longest ends
+    /// with `rsrc`.
+    pub max_flows: usize,
+    /// A flow with no packet for longer than this ends (`idle`). YAF's default.
+    pub idle_timeout_secs: u32,
+    /// A flow older than this ends at its next packet (`active`). YAF's default.
+    pub active_timeout_secs: u32,
+}
+
+impl Default for YafConfig {
+    fn default() -> Self {
+        YafConfig {
+            max_flows: 4096,
+            idle_timeout_secs: 300,
+            active_timeout_secs: 1800,
         }
     }
 }
@@ -380,14 +430,35 @@ impl Config {
         Config::parse(&text, path)
     }
 
-    /// Parses and validates config text; `path` is only used in messages.
+    /// Parses and validates config text; `path` is only used in messages. Data files the
+    /// config names (the p0f database) are loaded too, so that a bad one stops the start.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string().trim().replace('\n', " "),
         })?;
         cfg.validate(path)?;
+        cfg.load_data(path)?;
         Ok(cfg)
+    }
+
+    /// The configuration without a file: every default, data files loaded.
+    pub fn builtin() -> Result<Config, ConfigError> {
+        Config::parse("", Path::new("(defaults)"))
+    }
+
+    fn load_data(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let (fp, explicit) = self.p0f.fp_path();
+        if !explicit && !fp.exists() {
+            return Ok(());
+        }
+        let db = crate::analyzers::p0f::Database::load(&fp).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: "p0f.fp_file",
+            message: e.to_string(),
+        })?;
+        self.p0f.database = Some(std::sync::Arc::new(db));
+        Ok(())
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
@@ -452,6 +523,20 @@ impl Config {
         self.conn
             .local_prefixes()
             .map_err(|m| bad("conn.local_nets", m))?;
+        if self.yaf.max_flows == 0 || self.yaf.max_flows > (1 << 24) {
+            return Err(bad(
+                "yaf.max_flows",
+                format!("{} is outside 1..=16777216", self.yaf.max_flows),
+            ));
+        }
+        for (key, v) in [
+            ("yaf.idle_timeout_secs", self.yaf.idle_timeout_secs),
+            ("yaf.active_timeout_secs", self.yaf.active_timeout_secs),
+        ] {
+            if v == 0 {
+                return Err(bad(key, "must be at least 1".into()));
+            }
+        }
         self.validate_upload(path)
     }
 
@@ -576,6 +661,41 @@ mod tests {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(key), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn p0f_database_explicit_must_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.fp");
+        let e = parse(&format!("[p0f]\nfp_file = {:?}\n", missing))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("p0f.fp_file") && e.contains("none.fp"), "{e}");
+        let bad = dir.path().join("bad.fp");
+        std::fs::write(&bad, "[tcp:request]\nlabel = s:unix:X:\nsig = 4:64:0\n").unwrap();
+        let e = parse(&format!("[p0f]\nfp_file = {:?}\n", bad))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bad.fp, line 3"), "{e}");
+        let good = dir.path().join("good.fp");
+        std::fs::write(
+            &good,
+            "[tcp:request]\nlabel = s:unix:X:\nsig = 4:64:0:*:*,*:::0\n",
+        )
+        .unwrap();
+        let c = parse(&format!("[p0f]\nfp_file = {:?}\n", good)).unwrap();
+        assert_eq!(c.p0f.database.unwrap().request.len(), 1);
+    }
+
+    #[test]
+    fn yaf_limits_are_checked() {
+        let e = parse("[yaf]\nmax_flows = 0\n").unwrap_err().to_string();
+        assert!(e.contains("yaf.max_flows"), "{e}");
+        let c = parse("[yaf]\nidle_timeout_secs = 60\n").unwrap();
+        assert_eq!(
+            (c.yaf.idle_timeout_secs, c.yaf.active_timeout_secs),
+            (60, 1800)
+        );
     }
 
     #[test]

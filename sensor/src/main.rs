@@ -260,10 +260,11 @@ fn support(out: &Path, config: Option<PathBuf>) -> ExitCode {
 
 fn load_config(path: Option<&Path>) -> Result<Config, ExitCode> {
     match path {
-        None => Ok(Config::default()),
-        Some(p) => Config::load(p).map_err(|e| {
-            eprintln!("osect-sensor: {e}");
-            ExitCode::from(2)
-        }),
+        None => Config::builtin(),
+        Some(p) => Config::load(p),
     }
+    .map_err(|e| {
+        eprintln!("osect-sensor: {e}");
+        ExitCode::from(2)
+    })
 }

@@ -110,7 +110,8 @@ impl PacketPath {
                     tx: tx.clone(),
                     batch: Vec::with_capacity(BATCH),
                 }),
-            ),
+            )
+            .with_frame_logs(frame_logs(cfg, &stats)),
             intervals: interval.map(|len| Intervals { len, start: None }),
             tx,
             stats,
@@ -195,6 +196,18 @@ impl PacketPath {
             let _ = self.tx.send(LogMsg::CloseInterval);
         }
     }
+}
+
+/// p0f-k.log and yaf_flow.log as configured; p0f-k.log is off, with a warning, when the
+/// default fingerprint database is not installed.
+fn frame_logs(cfg: &Config, stats: &Arc<Stats>) -> crate::analyzers::frame_logs::FrameLogs {
+    if cfg.p0f.database.is_none() {
+        log::warn!(
+            "p0f-k.log stays empty: no fingerprint database ({} not found; set p0f.fp_file)",
+            cfg.p0f.fp_path().0.display()
+        );
+    }
+    crate::analyzers::frame_logs::FrameLogs::new(&cfg.p0f, &cfg.yaf, stats.clone())
 }
 
 fn tz_of(cfg: &Config) -> chrono_tz::Tz {

@@ -133,6 +133,22 @@ counters! {
     /// options): no row, also counted in `analyzer_weirds`.
     ot_malformed,
     // -- p0f and yaf --
+    /// SYNs fingerprinted (p0f-k.log lines with mod `syn`).
+    p0f_syn,
+    /// SYN+ACKs fingerprinted (mod `syn+ack`).
+    p0f_syn_ack,
+    /// Fingerprints that matched no signature (`???`).
+    p0f_unknown,
+    /// SYN / SYN+ACK headers too inconsistent to fingerprint (also in `analyzer_weirds`).
+    p0f_malformed,
+    /// Open handshakes pushed out of the full handshake table.
+    p0f_handshakes_evicted,
+    /// yaf_flow.log flows started (IP protocols other than TCP, UDP, ICMP, ICMPv6).
+    yaf_flows,
+    /// yaf flows ended early because the yaf flow table was full (`end-reason` rsrc).
+    yaf_flows_evicted,
+    /// yaf flows of IP protocol 0 not written (the reference drops HOPOPT rows).
+    yaf_hopopt_dropped,
 }
 
 impl Stats {

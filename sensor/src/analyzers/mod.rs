@@ -15,6 +15,7 @@
 
 pub mod conn;
 pub mod dns;
+pub mod frame_logs;
 pub mod http;
 pub mod reassembly;
 pub mod service;
@@ -28,8 +29,10 @@ pub mod dhcpv6;
 pub mod nbns;
 pub mod ns;
 pub mod ot;
+pub mod p0f;
 pub mod ssdp;
 pub mod window;
+pub mod yaf;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -204,6 +207,7 @@ pub struct Analyzers {
     http: http::HttpAnalyzer,
     ot: ot::OtAnalyzers,
     stats: Arc<Stats>,
+    frame_logs: frame_logs::FrameLogs,
 }
 
 impl Analyzers {
@@ -223,25 +227,35 @@ impl Analyzers {
             dns: dns::DnsAnalyzer::new(stats.clone()),
             http: http::HttpAnalyzer::new(stats.clone()),
             ot: ot::OtAnalyzers::new(stats.clone()),
+            frame_logs: frame_logs::FrameLogs::without_p0f(stats.clone()),
             stats,
         }
+    }
+
+    /// Replaces the per-frame logs (p0f-k.log, yaf_flow.log) with ones built from the config.
+    pub fn with_frame_logs(mut self, logs: frame_logs::FrameLogs) -> Analyzers {
+        self.frame_logs = logs;
+        self
     }
 
     /// Every decoded frame, before the flow stage sees it.
     pub fn on_frame(&mut self, frame: &Decoded<'_>) {
         self.ot.on_frame(frame, self.out.as_mut());
+        self.frame_logs.on_frame(frame, self.out.as_mut());
     }
 
     /// Packet time moved on: aggregation windows that ended are written.
     pub fn advance(&mut self, now: Ts) {
         self.dns.advance(now, self.out.as_mut());
         self.ot.advance(now, self.out.as_mut());
+        self.frame_logs.advance(now, self.out.as_mut());
     }
 
     /// End of input: every open window and pending transaction is written.
     pub fn finish(&mut self) {
         self.dns.finish(self.out.as_mut());
         self.ot.finish(self.out.as_mut());
+        self.frame_logs.finish(self.out.as_mut());
         self.out.flush();
     }
 

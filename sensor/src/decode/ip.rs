@@ -344,6 +344,7 @@ pub(crate) fn transport<'a>(
                     flags: u8_at(data, 13).ok_or(t)?,
                     window: be16(data, 14).ok_or(t)?,
                     options,
+                    header: data.get(..doff).ok_or(t)?,
                     payload_len: (wire - doff) as u32,
                     payload: tail(data, doff).unwrap_or(&[]),
                     checksum_ok: ok,

@@ -113,6 +113,9 @@ pub struct TcpSegment<'a> {
     pub window: u16,
     /// TCP options as captured (for passive fingerprinting).
     pub options: &'a [u8],
+    /// The whole TCP header as captured, options included (reserved bits and the urgent
+    /// pointer, for passive fingerprinting).
+    pub header: &'a [u8],
     /// Payload length implied by the IP header (what sequence numbers count), even when the
     /// capture holds less.
     pub payload_len: u32,

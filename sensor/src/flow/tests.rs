@@ -60,6 +60,7 @@ fn tcp(
         flags,
         window: 1000,
         options: &[],
+        header: &[],
         payload_len: len,
         payload: &ZEROS[..len as usize],
         checksum_ok: true,

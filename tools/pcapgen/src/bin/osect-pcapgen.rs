@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use osect_pcapgen::bench::{write_bench, BenchOpts};
+use osect_pcapgen::handshakes::write_handshakes;
 use osect_pcapgen::ot::write_ot;
+use osect_pcapgen::other_ip::write_other_ip;
 use osect_pcapgen::sample::write_sample;
 
 #[derive(Parser)]
@@ -75,6 +77,28 @@ enum Cmd {
         /// Output file.
         out: PathBuf,
     },
+    /// TCP handshakes for passive OS fingerprinting (p0f-k.log): SYN / SYN+ACK of many
+    /// systems' option layouts over IPv4 and IPv6, with every p0f quirk, retransmissions,
+    /// late and unpaired answers.
+    Handshakes {
+        #[arg(long, default_value_t = 2000)]
+        flows: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write the frames that would be VLAN-tagged untagged (otherwise identical).
+        #[arg(long)]
+        no_vlan: bool,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Flows of IP protocols other than TCP/UDP/ICMP (yaf_flow.log): OSPF, VRRP, ESP, PIM,
+    /// IGMP, SCTP, GRE, EtherIP, UDP-Lite, IPv6 extension headers, idle and active timeouts.
+    OtherIp {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn create(path: &PathBuf) -> std::io::Result<BufWriter<File>> {
@@ -88,6 +112,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let started = Instant::now();
     let result = match cli.cmd {
+        Cmd::Handshakes {
+            flows,
+            seed,
+            no_vlan,
+            out,
+        } => create(&out)
+            .and_then(|w| write_handshakes(w, flows, seed, !no_vlan))
+            .map(|n| eprintln!("osect-pcapgen: wrote {} ({n} packets)", out.display())),
+        Cmd::OtherIp { seed, out } => create(&out)
+            .and_then(|w| write_other_ip(w, seed))
+            .map(|n| eprintln!("osect-pcapgen: wrote {} ({n} packets)", out.display())),
         Cmd::Sample { out, seed } => create(&out).and_then(|w| write_sample(w, seed)).map(|n| {
             eprintln!("osect-pcapgen: wrote {} ({n} packets)", out.display());
         }),
