@@ -93,7 +93,12 @@ impl ZeekRecord for DnsRecord {
         row.interval_opt(i.rtt);
         row.string_opt(i.query.as_deref());
         row.count_opt(i.qclass.map(u64::from));
-        row.string_opt(i.qclass.map(names::class_name).as_deref().map(str::as_bytes));
+        row.string_opt(
+            i.qclass
+                .map(names::class_name)
+                .as_deref()
+                .map(str::as_bytes),
+        );
         row.count_opt(i.qtype.map(u64::from));
         let qtype_name = i.qtype.map(|t| {
             if t == 33 && c.nbns() {
@@ -295,8 +300,11 @@ impl DnsAnalyzer {
     }
 
     /// The connection ended: unanswered queries and unpaired replies are logged.
-    pub fn conn_end(&mut self, conn: &mut DnsConn, row: &ConnSummary, out: &mut dyn RecordSink) {
-        let _ = row;
+    pub fn conn_end(&mut self, conn: &mut DnsConn, _row: &ConnSummary, out: &mut dyn RecordSink) {
+        self.end_sessions(conn, out);
+    }
+
+    fn end_sessions(&mut self, conn: &mut DnsConn, out: &mut dyn RecordSink) {
         let (windows, now, stats) = (&mut self.windows, self.now, &*self.stats);
         conn.sessions
             .finish(&mut |info| add_to_window(windows, stats, info, now, out));
@@ -318,7 +326,13 @@ impl DnsAnalyzer {
     }
 }
 
-fn add_to_window(windows: &mut Windows, stats: &Stats, info: Info, now: Ts, out: &mut dyn RecordSink) {
+fn add_to_window(
+    windows: &mut Windows,
+    stats: &Stats,
+    info: Info,
+    now: Ts,
+    out: &mut dyn RecordSink,
+) {
     let added = windows.add(info, now, &mut |old, pkts| {
         Stats::inc(&stats.window_evictions);
         write(stats, old, pkts, out)

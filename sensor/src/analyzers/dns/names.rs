@@ -207,14 +207,25 @@ mod tests {
 
     #[test]
     fn netbios_names_decode_like_zeek() {
-        let d = |s: &str| decode_netbios_name(s.as_bytes()).map(|v| String::from_utf8_lossy(&v).into_owned());
-        assert_eq!(d("ejfdebfeebfacacacacacacacacacaaa").as_deref(), Some("ISATAP"));
-        assert_eq!(d("fhepfcelehfcepfffacacacacacacabl").as_deref(), Some("WORKGROUP"));
+        let d = |s: &str| {
+            decode_netbios_name(s.as_bytes()).map(|v| String::from_utf8_lossy(&v).into_owned())
+        };
+        assert_eq!(
+            d("ejfdebfeebfacacacacacacacacacaaa").as_deref(),
+            Some("ISATAP")
+        );
+        assert_eq!(
+            d("fhepfcelehfcepfffacacacacacacabl").as_deref(),
+            Some("WORKGROUP")
+        );
         assert_eq!(
             d("abacfpfpenfdecfcepfhfdeffpfpacab").as_deref(),
             Some("\u{1}\u{2}__MSBROWSE__\u{2}")
         );
-        assert_eq!(d("ENEBFCFEEJEOCACACACACACACACACAAD").as_deref(), Some("MARTIN"));
+        assert_eq!(
+            d("ENEBFCFEEJEOCACACACACACACACACAAD").as_deref(),
+            Some("MARTIN")
+        );
         // Wrong length, letters outside A-P, all spaces.
         assert_eq!(d("ENEB"), None);
         assert_eq!(d("ZZEBFCFEEJEOCACACACACACACACACAAD"), None);

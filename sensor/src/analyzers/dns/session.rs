@@ -209,7 +209,13 @@ pub fn tracked(opcode: u8) -> bool {
 impl Sessions {
     /// Applies one parsed message of a tracked opcode; finished records go to `emit`.
     /// Returns true if a pending table overflowed.
-    pub fn message(&mut self, conn: ConnCtx, ts: Ts, p: &Parsed, emit: &mut dyn FnMut(Info)) -> bool {
+    pub fn message(
+        &mut self,
+        conn: ConnCtx,
+        ts: Ts,
+        p: &Parsed,
+        emit: &mut dyn FnMut(Info),
+    ) -> bool {
         let h = p.header;
         let is_query = !h.qr;
         let (mut info, then) = if conn.multicast() {
@@ -220,7 +226,11 @@ impl Sessions {
                 None if self.pending_query.is_none() => (Info::new(conn, ts, h.id), Then::FastPath),
                 None => (Info::new(conn, ts, h.id), Then::Queries),
             }
-        } else if self.pending_query.as_ref().is_some_and(|q| q.trans_id == h.id) {
+        } else if self
+            .pending_query
+            .as_ref()
+            .is_some_and(|q| q.trans_id == h.id)
+        {
             let info = self.pending_query.take();
             // Refill the fast path so that the queues keep their order: a query with the same
             // id first, else any.
@@ -228,7 +238,10 @@ impl Sessions {
                 .pending_queries
                 .pop(h.id)
                 .or_else(|| self.pending_queries.pop_any());
-            (info.unwrap_or_else(|| Info::new(conn, ts, h.id)), Then::Write)
+            (
+                info.unwrap_or_else(|| Info::new(conn, ts, h.id)),
+                Then::Write,
+            )
         } else {
             match self.pending_queries.pop(h.id) {
                 Some(info) => (info, Then::Write),

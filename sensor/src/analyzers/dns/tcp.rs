@@ -157,7 +157,14 @@ mod tests {
                 .unwrap();
             prev = c;
         }
-        assert_eq!(out, vec![b"first message".to_vec(), b"second".to_vec(), b"third one".to_vec()]);
+        assert_eq!(
+            out,
+            vec![
+                b"first message".to_vec(),
+                b"second".to_vec(),
+                b"third one".to_vec()
+            ]
+        );
         assert_eq!(s.flush(), None);
     }
 

@@ -158,35 +158,46 @@ mod tests {
     #[test]
     fn identical_rows_merge_within_sixty_seconds() {
         let mut w = Windows::new(16);
-        let mut out = vec![];
-        let mut sink = |i: Info, n: u64| out.push((i.ts, i.trans_id, n));
-        assert_eq!(w.add(info(1_000_000, 1), Ts(1_000_000), &mut sink), Added::Opened);
-        assert_eq!(w.add(info(5_000_000, 1), Ts(5_000_000), &mut sink), Added::Merged);
-        assert_eq!(w.add(info(6_000_000, 2), Ts(6_000_000), &mut sink), Added::Opened);
+        let out = std::cell::RefCell::new(vec![]);
+        let mut sink = |i: Info, n: u64| out.borrow_mut().push((i.ts, i.trans_id, n));
+        assert_eq!(
+            w.add(info(1_000_000, 1), Ts(1_000_000), &mut sink),
+            Added::Opened
+        );
+        assert_eq!(
+            w.add(info(5_000_000, 1), Ts(5_000_000), &mut sink),
+            Added::Merged
+        );
+        assert_eq!(
+            w.add(info(6_000_000, 2), Ts(6_000_000), &mut sink),
+            Added::Opened
+        );
         w.expire(Ts(60_999_999), &mut sink);
-        assert!(out.is_empty());
+        assert!(out.borrow().is_empty());
         w.expire(Ts(61_000_000), &mut sink);
-        assert_eq!(out, vec![(Ts(1_000_000), 1, 2)]);
+        assert_eq!(*out.borrow(), vec![(Ts(1_000_000), 1, 2)]);
         // The same row after its window closed opens a new one.
-        let mut out2 = vec![];
-        let mut sink2 = |i: Info, n: u64| out2.push((i.trans_id, n));
-        assert_eq!(w.add(info(62_000_000, 1), Ts(62_000_000), &mut sink2), Added::Opened);
-        w.drain(&mut sink2);
-        assert_eq!(out2, vec![(2, 1), (1, 1)]);
+        assert_eq!(
+            w.add(info(62_000_000, 1), Ts(62_000_000), &mut sink),
+            Added::Opened
+        );
+        w.drain(&mut sink);
+        let ids: Vec<(u16, u64)> = out.borrow().iter().map(|&(_, id, n)| (id, n)).collect();
+        assert_eq!(ids, vec![(1, 2), (2, 1), (1, 1)]);
         assert!(w.is_empty());
     }
 
     #[test]
     fn full_table_evicts_oldest() {
         let mut w = Windows::new(4);
-        let mut out = vec![];
-        let mut sink = |i: Info, n: u64| out.push((i.trans_id, n));
+        let out = std::cell::RefCell::new(vec![]);
+        let mut sink = |i: Info, n: u64| out.borrow_mut().push((i.trans_id, n));
         for id in 0..10u16 {
             w.add(info(1, id), Ts(1), &mut sink);
             w.add(info(1, id), Ts(1), &mut sink);
         }
         assert_eq!(w.len(), 4);
-        assert_eq!(out, (0..6).map(|id| (id, 2)).collect::<Vec<_>>());
+        assert_eq!(*out.borrow(), (0..6).map(|id| (id, 2)).collect::<Vec<_>>());
         // Evicted keys are not found any more; remaining ones are.
         assert_eq!(w.add(info(1, 9), Ts(1), &mut sink), Added::Merged);
         assert_eq!(w.add(info(1, 0), Ts(1), &mut sink), Added::Opened);

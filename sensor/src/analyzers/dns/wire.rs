@@ -201,7 +201,14 @@ pub struct Options {
 /// Reads the name at `pos` into `out` (labels joined by dots), lower-cased if asked. Returns
 /// the position after the name as its reader sees it: after the first compression pointer,
 /// or wherever a malformed name stopped.
-fn read_name(m: &[u8], pos: usize, opt: Options, downcase: bool, out: &mut Vec<u8>, weirds: &mut u32) -> usize {
+fn read_name(
+    m: &[u8],
+    pos: usize,
+    opt: Options,
+    downcase: bool,
+    out: &mut Vec<u8>,
+    weirds: &mut u32,
+) -> usize {
     let start = out.len();
     let mut budget = NAME_BUDGET;
     let mut cur = pos;
@@ -302,7 +309,11 @@ pub fn parse(m: &[u8], opt: Options, p: &mut Parsed) -> bool {
             p.qclass = qclass;
         }
     }
-    let first = if update { Section::Prereq } else { Section::Answer };
+    let first = if update {
+        Section::Prereq
+    } else {
+        Section::Answer
+    };
     for _ in 0..h.ancount {
         match read_record(m, pos, opt, update, first, p) {
             Some(next) => pos = next,
@@ -322,7 +333,14 @@ pub fn parse(m: &[u8], opt: Options, p: &mut Parsed) -> bool {
 }
 
 /// Reads one resource record; `None` ends the section (Zeek stops there too).
-fn read_record(m: &[u8], pos: usize, opt: Options, update: bool, section: Section, p: &mut Parsed) -> Option<usize> {
+fn read_record(
+    m: &[u8],
+    pos: usize,
+    opt: Options,
+    update: bool,
+    section: Section,
+    p: &mut Parsed,
+) -> Option<usize> {
     let owner_start = p.text.len();
     let mut pos = read_name(m, pos, opt, true, &mut p.text, &mut p.weirds);
     let owner = owner_start..p.text.len();
@@ -675,7 +693,14 @@ fn naptr(r: &Rdata, p: &mut Parsed) -> Outcome {
     }
     let mut replacement = Vec::new();
     let mut w = p.weirds;
-    read_name(r.m, r.rdata.start + i, r.opt, true, &mut replacement, &mut w);
+    read_name(
+        r.m,
+        r.rdata.start + i,
+        r.opt,
+        true,
+        &mut replacement,
+        &mut w,
+    );
     p.weirds = w;
     let _ = write!(Text(&mut p.text), "NAPTR {} {} ", r.u16_at(0), r.u16_at(2));
     p.text.extend_from_slice(strings[0]);
