@@ -28,9 +28,10 @@ pub const MAX_STRING: usize = 4096;
 const MAX_TEXT: usize = 64 * 1024;
 /// Room for one decompressed name (Zeek's 513-byte buffer less its terminator).
 const NAME_BUDGET: usize = 512;
-/// Compression pointers followed within one name. Pointers only go backwards, so a name ends
-/// anyway; this keeps the work per name small when a message chains pointers on purpose.
-const MAX_POINTERS: usize = 64;
+/// Compression pointers followed within one name (Zeek's `dns_max_compression_chain_depth`).
+/// Pointers only go backwards, so a name ends anyway; this keeps the work per name small when
+/// a message chains pointers on purpose.
+const MAX_POINTERS: usize = 20;
 
 pub const OPCODE_QUERY: u8 = 0;
 pub const OPCODE_NOTIFY: u8 = 4;
