@@ -95,7 +95,7 @@ fuzz_target!(|data: &[u8]| {
     for s in &mut streams {
         let _ = s.flush();
     }
-    sessions.finish(&mut |info| {
+    sessions.finish(conn, &mut |info| {
         windows.add(info, Ts(ts), &mut |_, _| rows += 1);
     });
     windows.drain(&mut |_, pkts| {

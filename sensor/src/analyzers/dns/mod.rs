@@ -78,9 +78,8 @@ impl ZeekRecord for DnsRecord {
     }
 
     fn write_row(&self, row: &mut Row<'_>) {
-        let i = &self.info;
-        let c = &i.conn;
-        row.time(i.ts);
+        let (c, t) = (&self.info.conn, &self.info.txn);
+        row.time(t.ts);
         let mut uid = [0u8; UID_TEXT_MAX];
         let n = c.uid.render_ascii(b'C', &mut uid);
         row.string(&uid[..n]);
@@ -89,46 +88,50 @@ impl ZeekRecord for DnsRecord {
         row.addr(c.resp.0);
         row.port(c.resp.1);
         row.enum_name(if c.tcp { "tcp" } else { "udp" });
-        row.count(u64::from(i.trans_id));
-        row.interval_opt(i.rtt);
-        row.string_opt(i.query.as_deref());
-        row.count_opt(i.qclass.map(u64::from));
+        row.count(u64::from(t.trans_id));
+        row.interval_opt(t.rtt());
+        row.string_opt(t.query.as_deref());
+        row.count_opt(t.qclass.map(u64::from));
         row.string_opt(
-            i.qclass
+            t.qclass
                 .map(names::class_name)
                 .as_deref()
                 .map(str::as_bytes),
         );
-        row.count_opt(i.qtype.map(u64::from));
-        let qtype_name = i.qtype.map(|t| {
-            if t == 33 && c.nbns() {
+        row.count_opt(t.qtype.map(u64::from));
+        let qtype_name = t.qtype.map(|q| {
+            if q == 33 && c.nbns() {
                 "NBSTAT".into()
             } else {
-                names::qtype_name(t)
+                names::qtype_name(q)
             }
         });
         row.string_opt(qtype_name.as_deref().map(str::as_bytes));
-        row.count_opt(i.rcode.map(u64::from));
+        row.count_opt(t.rcode.map(u64::from));
         row.string_opt(
-            i.rcode
+            t.rcode
                 .map(|r| names::rcode_name(r.into()))
                 .as_deref()
                 .map(str::as_bytes),
         );
-        row.bool(i.aa);
-        row.bool(i.tc);
-        row.bool(i.rd);
-        row.bool(i.ra);
-        row.count(u64::from(i.z));
-        if i.answers.is_empty() {
+        row.bool(t.aa);
+        row.bool(t.tc);
+        row.bool(t.rd);
+        row.bool(t.ra);
+        row.count(u64::from(t.z));
+        if t.answers().is_empty() {
             row.unset();
             row.unset();
         } else {
-            row.string_list(Some(i.answers.iter().map(|a| &a[..])));
-            let ttls: Vec<Span> = i.ttls.iter().map(|&t| Span::from_secs(t.into())).collect();
-            row.interval_list(Some(&ttls));
+            row.string_list(Some(t.answers().iter().map(|a| &a[..])));
+            let mut ttls = [Span(0); wire::MAX_ANSWERS];
+            let n = t.ttls().len().min(ttls.len());
+            for (slot, &ttl) in ttls.iter_mut().zip(t.ttls()) {
+                *slot = Span::from_secs(ttl.into());
+            }
+            row.interval_list(Some(&ttls[..n]));
         }
-        row.bool(i.rejected);
+        row.bool(t.rejected);
         row.int(self.pkts as i64);
     }
 }
@@ -300,14 +303,21 @@ impl DnsAnalyzer {
     }
 
     /// The connection ended: unanswered queries and unpaired replies are logged.
-    pub fn conn_end(&mut self, conn: &mut DnsConn, _row: &ConnSummary, out: &mut dyn RecordSink) {
-        self.end_sessions(conn, out);
+    pub fn conn_end(&mut self, conn: &mut DnsConn, row: &ConnSummary, out: &mut dyn RecordSink) {
+        let ctx = ConnCtx {
+            uid: row.uid,
+            orig: (row.orig_h, row.orig_p),
+            resp: (row.resp_h, row.resp_p),
+            tcp: row.transport == Transport4::Tcp,
+        };
+        self.end_sessions(conn, ctx, out);
     }
 
-    fn end_sessions(&mut self, conn: &mut DnsConn, out: &mut dyn RecordSink) {
+    fn end_sessions(&mut self, conn: &mut DnsConn, ctx: ConnCtx, out: &mut dyn RecordSink) {
         let (windows, now, stats) = (&mut self.windows, self.now, &*self.stats);
-        conn.sessions
-            .finish(&mut |info| add_to_window(windows, stats, info, now, out));
+        conn.sessions.finish(ctx, &mut |info| {
+            add_to_window(windows, stats, info, now, out)
+        });
     }
 
     /// Packet time moved on: aggregation windows that ended are written.

@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
+use std::num::NonZeroI64;
 
 use crate::flow::Uid;
 use crate::ts::{Span, Ts};
@@ -44,13 +45,22 @@ impl ConnCtx {
     }
 }
 
-/// One dns.log record being built (Zeek's `DNS::Info`).
-#[derive(Clone, Debug)]
-pub struct Info {
+/// Rendered answers of a record and their TTLs (boxed: most records waiting for a reply
+/// have none, and waiting records are what a connection holds).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Answers {
+    pub texts: Vec<Box<[u8]>>,
+    pub ttls: Vec<u32>,
+}
+
+/// One DNS transaction being built (Zeek's `DNS::Info` without the connection's columns),
+/// kept small because connections hold the waiting ones.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Txn {
     pub ts: Ts,
-    pub conn: ConnCtx,
     pub trans_id: u16,
-    pub rtt: Option<Span>,
+    /// Microseconds; never zero (a zero rtt is unset in Zeek).
+    rtt: Option<NonZeroI64>,
     pub query: Option<Box<[u8]>>,
     pub qclass: Option<u16>,
     pub qtype: Option<u16>,
@@ -60,19 +70,16 @@ pub struct Info {
     pub rd: bool,
     pub ra: bool,
     pub z: u8,
-    /// Rendered answers; their TTLs in `ttls` (both unset when empty).
-    pub answers: Vec<Box<[u8]>>,
-    pub ttls: Vec<u32>,
     pub rejected: bool,
+    answers: Option<Box<Answers>>,
     saw_query: bool,
     saw_reply: bool,
 }
 
-impl Info {
-    pub(crate) fn new(conn: ConnCtx, ts: Ts, trans_id: u16) -> Info {
-        Info {
+impl Txn {
+    pub(crate) fn new(ts: Ts, trans_id: u16) -> Txn {
+        Txn {
             ts,
-            conn,
             trans_id,
             rtt: None,
             query: None,
@@ -84,30 +91,55 @@ impl Info {
             rd: false,
             ra: false,
             z: 0,
-            answers: Vec::new(),
-            ttls: Vec::new(),
             rejected: false,
+            answers: None,
             saw_query: false,
             saw_reply: false,
         }
     }
 
+    pub fn rtt(&self) -> Option<Span> {
+        self.rtt.map(|r| Span(r.get()))
+    }
+
+    /// Rendered answers (empty: the column is unset).
+    pub fn answers(&self) -> &[Box<[u8]>] {
+        self.answers.as_deref().map_or(&[], |a| &a.texts)
+    }
+
+    /// TTLs of the answers, in seconds.
+    pub fn ttls(&self) -> &[u32] {
+        self.answers.as_deref().map_or(&[], |a| &a.ttls)
+    }
+
+    /// The columns of a row but `ts` (and the pairing flags, which are not columns).
+    fn row_key(&self) -> impl PartialEq + std::hash::Hash + '_ {
+        (
+            self.trans_id,
+            self.rtt,
+            &self.query,
+            (self.qclass, self.qtype, self.rcode),
+            (self.aa, self.tc, self.rd, self.ra, self.z, self.rejected),
+            (self.answers(), self.ttls()),
+        )
+    }
+}
+
+/// One dns.log record: a transaction on its connection.
+#[derive(Clone, Debug)]
+pub struct Info {
+    pub conn: ConnCtx,
+    pub txn: Txn,
+}
+
+impl Info {
     /// Whether two records are the same row in every column but `ts` (and `pkts`).
     pub fn same_row(&self, o: &Info) -> bool {
         self.conn.uid == o.conn.uid
             && self.conn.orig == o.conn.orig
             && self.conn.resp == o.conn.resp
             && self.conn.tcp == o.conn.tcp
-            && self.trans_id == o.trans_id
-            && self.rtt == o.rtt
-            && self.query == o.query
-            && self.qclass == o.qclass
-            && self.qtype == o.qtype
-            && self.rcode == o.rcode
-            && (self.aa, self.tc, self.rd, self.ra, self.z) == (o.aa, o.tc, o.rd, o.ra, o.z)
-            && self.answers == o.answers
-            && self.ttls == o.ttls
-            && self.rejected == o.rejected
+            && self.txn.row_key() == o.txn.row_key()
     }
 
     /// Hash of the columns [`Info::same_row`] compares.
@@ -117,24 +149,18 @@ impl Info {
         self.conn.orig.hash(h);
         self.conn.resp.hash(h);
         self.conn.tcp.hash(h);
-        self.trans_id.hash(h);
-        self.rtt.map(|s| s.0).hash(h);
-        self.query.hash(h);
-        (self.qclass, self.qtype, self.rcode).hash(h);
-        (self.aa, self.tc, self.rd, self.ra, self.z, self.rejected).hash(h);
-        self.answers.hash(h);
-        self.ttls.hash(h);
+        self.txn.row_key().hash(h);
     }
 }
 
 /// Per-id FIFOs of waiting records, in the order the ids first waited.
 #[derive(Debug, Default)]
 struct Pending {
-    ids: Vec<(u16, VecDeque<Info>)>,
+    ids: Vec<(u16, VecDeque<Txn>)>,
 }
 
 impl Pending {
-    fn pop(&mut self, id: u16) -> Option<Info> {
+    fn pop(&mut self, id: u16) -> Option<Txn> {
         let i = self.ids.iter().position(|(k, _)| *k == id)?;
         let info = self.ids[i].1.pop_front();
         if self.ids[i].1.is_empty() {
@@ -144,14 +170,14 @@ impl Pending {
     }
 
     /// The oldest record of any id (the fast path's refill when no same-id query waits).
-    fn pop_any(&mut self) -> Option<Info> {
+    fn pop_any(&mut self) -> Option<Txn> {
         let id = self.ids.first()?.0;
         self.pop(id)
     }
 
     /// Queues a record; a full table or queue is written out first. Returns true when that
     /// happened (an overflow).
-    fn push(&mut self, info: Info, emit: &mut dyn FnMut(Info)) -> bool {
+    fn push(&mut self, info: Txn, emit: &mut dyn FnMut(Txn)) -> bool {
         let mut overflow = false;
         match self.ids.iter().position(|(k, _)| *k == info.trans_id) {
             None => {
@@ -175,7 +201,7 @@ impl Pending {
         overflow
     }
 
-    fn drain(&mut self, emit: &mut dyn FnMut(Info)) {
+    fn drain(&mut self, emit: &mut dyn FnMut(Txn)) {
         for (_, q) in self.ids.drain(..) {
             q.into_iter().for_each(&mut *emit);
         }
@@ -186,9 +212,15 @@ impl Pending {
 #[derive(Debug, Default)]
 pub struct Sessions {
     /// One query waiting for its reply: the common case, kept out of the tables.
-    pending_query: Option<Info>,
-    pending_queries: Pending,
-    pending_replies: Pending,
+    pending_query: Option<Txn>,
+    /// The per-id tables, allocated when a second message has to wait.
+    tables: Option<Box<Tables>>,
+}
+
+#[derive(Debug, Default)]
+struct Tables {
+    queries: Pending,
+    replies: Pending,
 }
 
 /// Where a record goes once its message has been read.
@@ -218,94 +250,101 @@ impl Sessions {
     ) -> bool {
         let h = p.header;
         let is_query = !h.qr;
-        let (mut info, then) = if conn.multicast() {
-            (Info::new(conn, ts, h.id), Then::Write)
+        let tables = &mut self.tables;
+        let (mut txn, then) = if conn.multicast() {
+            (Txn::new(ts, h.id), Then::Write)
         } else if is_query {
-            match self.pending_replies.pop(h.id) {
-                Some(info) => (info, Then::Write),
-                None if self.pending_query.is_none() => (Info::new(conn, ts, h.id), Then::FastPath),
-                None => (Info::new(conn, ts, h.id), Then::Queries),
+            match tables.as_mut().and_then(|t| t.replies.pop(h.id)) {
+                Some(txn) => (txn, Then::Write),
+                None if self.pending_query.is_none() => (Txn::new(ts, h.id), Then::FastPath),
+                None => (Txn::new(ts, h.id), Then::Queries),
             }
         } else if self
             .pending_query
             .as_ref()
             .is_some_and(|q| q.trans_id == h.id)
         {
-            let info = self.pending_query.take();
+            let txn = self.pending_query.take();
             // Refill the fast path so that the queues keep their order: a query with the same
             // id first, else any.
-            self.pending_query = self
-                .pending_queries
-                .pop(h.id)
-                .or_else(|| self.pending_queries.pop_any());
-            (
-                info.unwrap_or_else(|| Info::new(conn, ts, h.id)),
-                Then::Write,
-            )
+            self.pending_query = tables
+                .as_mut()
+                .and_then(|t| t.queries.pop(h.id).or_else(|| t.queries.pop_any()));
+            (txn.unwrap_or_else(|| Txn::new(ts, h.id)), Then::Write)
         } else {
-            match self.pending_queries.pop(h.id) {
-                Some(info) => (info, Then::Write),
-                None => (Info::new(conn, ts, h.id), Then::Replies),
+            match tables.as_mut().and_then(|t| t.queries.pop(h.id)) {
+                Some(txn) => (txn, Then::Write),
+                None => (Txn::new(ts, h.id), Then::Replies),
             }
         };
         if conn.multicast() {
-            info.saw_query = true;
-            info.saw_reply = true;
+            txn.saw_query = true;
+            txn.saw_reply = true;
         }
         if !is_query {
-            info.rcode = Some(h.rcode);
+            txn.rcode = Some(h.rcode);
             if h.rcode != 0 && h.qdcount == 0 {
-                info.rejected = true;
+                txn.rejected = true;
             }
         }
         if p.questions > 0 {
             if is_query {
-                request(&mut info, conn, p);
+                request(&mut txn, conn, p);
             } else if h.ancount == 0 && h.nscount == 0 && h.arcount == 0 {
                 // A reply with nothing but its question: refused in some way.
-                info.rejected = true;
+                txn.rejected = true;
             }
         }
         if !is_query {
             for r in &p.replies {
-                reply(&mut info, ts, p, r, h.opcode);
+                reply(&mut txn, ts, p, r, h.opcode);
             }
         }
         if is_query {
-            info.saw_query = true;
+            txn.saw_query = true;
         } else {
-            info.saw_reply = true;
+            txn.saw_reply = true;
         }
-        if info.saw_query && info.saw_reply {
-            emit(info);
+        let mut emit_txn = |txn: Txn| emit(Info { conn, txn });
+        if txn.saw_query && txn.saw_reply {
+            emit_txn(txn);
             return false;
         }
         match then {
             Then::Write => {
-                emit(info);
+                emit_txn(txn);
                 false
             }
             Then::FastPath => {
-                self.pending_query = Some(info);
+                self.pending_query = Some(txn);
                 false
             }
-            Then::Queries => self.pending_queries.push(info, emit),
-            Then::Replies => self.pending_replies.push(info, emit),
+            Then::Queries => tables
+                .get_or_insert_with(Default::default)
+                .queries
+                .push(txn, &mut emit_txn),
+            Then::Replies => tables
+                .get_or_insert_with(Default::default)
+                .replies
+                .push(txn, &mut emit_txn),
         }
     }
 
     /// The connection ended: everything still waiting is written.
-    pub fn finish(&mut self, emit: &mut dyn FnMut(Info)) {
+    pub fn finish(&mut self, conn: ConnCtx, emit: &mut dyn FnMut(Info)) {
+        let mut emit_txn = |txn: Txn| emit(Info { conn, txn });
         if let Some(q) = self.pending_query.take() {
-            emit(q);
+            emit_txn(q);
         }
-        self.pending_queries.drain(emit);
-        self.pending_replies.drain(emit);
+        if let Some(mut t) = self.tables.take() {
+            t.queries.drain(&mut emit_txn);
+            t.replies.drain(&mut emit_txn);
+        }
     }
 }
 
 /// Zeek's `dns_request` handler (for the last question; earlier ones are overwritten).
-fn request(info: &mut Info, conn: ConnCtx, p: &Parsed) {
+fn request(info: &mut Txn, conn: ConnCtx, p: &Parsed) {
     let h = p.header;
     info.rd = h.rd;
     info.tc = h.tc;
@@ -322,7 +361,7 @@ fn request(info: &mut Info, conn: ConnCtx, p: &Parsed) {
 }
 
 /// Zeek's `DNS::do_reply` for one record of a reply.
-fn reply(info: &mut Info, ts: Ts, p: &Parsed, r: &super::wire::Reply, opcode: u8) {
+fn reply(info: &mut Txn, ts: Ts, p: &Parsed, r: &super::wire::Reply, opcode: u8) {
     debug_assert!(r.section != Section::Update || opcode == OPCODE_UPDATE);
     if info.query.is_none() {
         info.query = Some(clip(p.str(&r.owner)));
@@ -330,14 +369,16 @@ fn reply(info: &mut Info, ts: Ts, p: &Parsed, r: &super::wire::Reply, opcode: u8
     info.aa = p.header.aa;
     info.ra = p.header.ra;
     if info.rtt.is_none() {
-        let rtt = ts.since(info.ts);
         // A zero rtt means the reply created the record: there is no query to measure from.
-        info.rtt = (rtt.0 != 0).then_some(rtt);
+        info.rtt = NonZeroI64::new(ts.since(info.ts).0);
     }
     let text = p.str(&r.text);
-    if !text.is_empty() && info.answers.len() < MAX_ANSWERS {
-        info.answers.push(text.into());
-        info.ttls.push(r.ttl);
+    if !text.is_empty() {
+        let a = info.answers.get_or_insert_with(Default::default);
+        if a.texts.len() < MAX_ANSWERS {
+            a.texts.push(text.into());
+            a.ttls.push(r.ttl);
+        }
     }
 }
 
@@ -374,10 +415,10 @@ mod tests {
         m
     }
 
-    fn run(s: &mut Sessions, c: ConnCtx, ts: i64, m: &[u8], out: &mut Vec<Info>) {
+    fn run(s: &mut Sessions, c: ConnCtx, ts: i64, m: &[u8], out: &mut Vec<Txn>) {
         let mut p = Parsed::default();
         assert!(parse(m, Options::default(), &mut p));
-        s.message(c, Ts(ts), &p, &mut |i| out.push(i));
+        s.message(c, Ts(ts), &p, &mut |i| out.push(i.txn));
     }
 
     #[test]
@@ -388,11 +429,12 @@ mod tests {
         run(&mut s, c, 1_000_400, &msg(5, true, 2), &mut out);
         assert_eq!(out.len(), 1);
         let r = &out[0];
-        assert_eq!(r.rtt, Some(Span(400)));
+        assert_eq!(r.rtt(), Some(Span(400)));
         assert_eq!(r.query.as_deref(), Some(&b"a.example"[..]));
         assert_eq!((r.qtype, r.qclass, r.rcode), (Some(1), Some(1), Some(0)));
-        assert_eq!(r.answers.len(), 2);
-        assert_eq!(&*r.answers[1], b"192.0.2.1");
+        assert_eq!(r.answers().len(), 2);
+        assert_eq!(&*r.answers()[1], b"192.0.2.1");
+        assert_eq!(r.ttls(), [60, 60]);
         assert!(r.rd && r.ra && !r.aa);
     }
 
@@ -406,11 +448,11 @@ mod tests {
         run(&mut s, c, 4, &msg(1, true, 0), &mut out);
         run(&mut s, c, 5, &msg(1, true, 0), &mut out);
         assert_eq!(out.len(), 1);
-        s.finish(&mut |i| out.push(i));
+        s.finish(c, &mut |i| out.push(i.txn));
         assert_eq!(out.len(), 4);
         let reply_only: Vec<_> = out.iter().filter(|i| i.qtype.is_none()).collect();
         assert_eq!(reply_only.len(), 2);
-        assert!(reply_only.iter().all(|i| i.rtt.is_none()));
+        assert!(reply_only.iter().all(|i| i.rtt().is_none()));
     }
 
     #[test]
@@ -419,7 +461,7 @@ mod tests {
         run(&mut s, c, 1, &msg(0, false, 0), &mut out);
         run(&mut s, c, 2, &msg(0, true, 1), &mut out);
         assert_eq!(out.len(), 2);
-        assert!(out[1].rtt.is_none() && out[1].qtype.is_none());
+        assert!(out[1].rtt().is_none() && out[1].qtype.is_none());
     }
 
     #[test]
@@ -429,20 +471,22 @@ mod tests {
         let mut p = Parsed::default();
         for id in 0..1000u16 {
             assert!(parse(&msg(id, false, 0), Options::default(), &mut p));
-            overflows += usize::from(s.message(c, Ts(1), &p, &mut |i| out.push(i)));
+            overflows += usize::from(s.message(c, Ts(1), &p, &mut |i| out.push(i.txn)));
         }
         assert!(overflows > 0);
-        assert!(s.pending_queries.ids.len() <= MAX_PENDING_IDS + 1);
+        let t = s.tables.as_ref().unwrap();
+        assert!(t.queries.ids.len() <= MAX_PENDING_IDS + 1);
         for _ in 0..1000 {
             assert!(parse(&msg(7, false, 0), Options::default(), &mut p));
-            s.message(c, Ts(2), &p, &mut |i| out.push(i));
+            s.message(c, Ts(2), &p, &mut |i| out.push(i.txn));
         }
-        assert!(s
-            .pending_queries
+        let t = s.tables.as_ref().unwrap();
+        assert!(t
+            .queries
             .ids
             .iter()
             .all(|(_, q)| q.len() <= MAX_PENDING_PER_ID + 1));
-        s.finish(&mut |i| out.push(i));
+        s.finish(c, &mut |i| out.push(i.txn));
         assert_eq!(out.len(), 2000);
     }
 }

@@ -124,7 +124,7 @@ fn netbios_query_names_are_decoded() {
     let m = message(0x1234, false, b"FHEPFCELEHFCEPFFFACACACACACACABO", 33, 0);
     assert!(a.message(&mut conn, c, &m, Ts(5), &mut out));
     let mut records = Vec::new();
-    a.end_sessions(&mut conn, &mut out);
+    a.end_sessions(&mut conn, c, &mut out);
     a.finish(&mut records);
     let r = rows(&records);
     assert_eq!(r.len(), 1);
@@ -189,4 +189,14 @@ fn content_detection_is_strict() {
         hits += usize::from(DnsAnalyzer::looks_like_dns(&p, true));
     }
     assert_eq!(hits, 0);
+}
+
+#[test]
+fn per_connection_state_stays_small() {
+    // Every connection with DNS attached holds one of these (up to the app table's capacity),
+    // usually with one query waiting.
+    let conn = std::mem::size_of::<DnsConn>();
+    let txn = std::mem::size_of::<session::Txn>();
+    assert!(conn <= 96, "DnsConn is {conn} bytes");
+    assert!(txn <= 72, "Txn is {txn} bytes");
 }

@@ -140,7 +140,7 @@ impl Windows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyzers::dns::session::{ConnCtx, Info};
+    use crate::analyzers::dns::session::{ConnCtx, Info, Txn};
     use crate::flow::Uid;
 
     fn info(ts: i64, trans_id: u16) -> Info {
@@ -150,16 +150,16 @@ mod tests {
             resp: ("10.0.0.2".parse().unwrap(), 53),
             tcp: false,
         };
-        let mut i = Info::new(conn, Ts(ts), trans_id);
-        i.query = Some(b"x.example"[..].into());
-        i
+        let mut txn = Txn::new(Ts(ts), trans_id);
+        txn.query = Some(b"x.example"[..].into());
+        Info { conn, txn }
     }
 
     #[test]
     fn identical_rows_merge_within_sixty_seconds() {
         let mut w = Windows::new(16);
         let out = std::cell::RefCell::new(vec![]);
-        let mut sink = |i: Info, n: u64| out.borrow_mut().push((i.ts, i.trans_id, n));
+        let mut sink = |i: Info, n: u64| out.borrow_mut().push((i.txn.ts, i.txn.trans_id, n));
         assert_eq!(
             w.add(info(1_000_000, 1), Ts(1_000_000), &mut sink),
             Added::Opened
@@ -191,7 +191,7 @@ mod tests {
     fn full_table_evicts_oldest() {
         let mut w = Windows::new(4);
         let out = std::cell::RefCell::new(vec![]);
-        let mut sink = |i: Info, n: u64| out.borrow_mut().push((i.trans_id, n));
+        let mut sink = |i: Info, n: u64| out.borrow_mut().push((i.txn.trans_id, n));
         for id in 0..10u16 {
             w.add(info(1, id), Ts(1), &mut sink);
             w.add(info(1, id), Ts(1), &mut sink);
