@@ -105,6 +105,22 @@ counters! {
     // -- dns --
     /// Connections whose service was recognised by content.
     services_detected,
+    /// DNS messages read (UDP datagrams, TCP length-prefixed messages).
+    dns_messages,
+    /// DNS messages with something malformed: truncated, a name or length past the end, a
+    /// compression pointer not pointing backwards, too many questions.
+    dns_malformed,
+    /// DNS messages of an opcode dns.log does not record (not query, notify or update).
+    dns_unknown_opcodes,
+    /// Times a connection had too many unanswered DNS transaction ids or messages per id:
+    /// the waiting ones were written unpaired.
+    dns_pending_overflows,
+    /// DNS-over-TCP directions given up at a hole in the stream.
+    dns_tcp_gaps,
+    /// dns.log rows written.
+    dns_rows,
+    /// dns.log records folded into an identical row of the last 60 s (its `pkts`).
+    dns_rows_merged,
     // -- http --
     /// http.log records written.
     http_records,

@@ -282,6 +282,8 @@ struct Conn {
     /// Confirmed services, in confirmation order: 1 + index into [`SERVICE_NAMES`]; 0 = empty.
     services: [u8; MAX_SERVICES],
     reported: Reported,
+    /// A UDP DNS message (12 bytes or more) was seen: the DNS role check is done.
+    dns_seen: bool,
 }
 
 /// The connection table.
@@ -636,6 +638,10 @@ impl FlowTable {
                     d.payload += u.payload_len as u64;
                     d.active = true;
                     c.history.check(mask::UDP_DATA, b'D', is_orig);
+                    if !c.dns_seen && u.payload.len() >= 12 {
+                        c.dns_seen = true;
+                        dns_reply_first(c, u.payload, is_orig);
+                    }
                 }
                 self.touch(i);
             }
@@ -1065,8 +1071,30 @@ impl Conn {
             parents: [Uid(0); MAX_PARENTS],
             services: [0; MAX_SERVICES],
             reported: Reported::default(),
+            dns_seen: false,
         }
     }
+}
+
+/// Zeek's DNS analyzer (attached by port: 53, 137, 5353, 5355) makes the sender of the first
+/// DNS message the responder when that message is a reply from the originator, unless the
+/// responder is a multicast group (zeek-semantics §2.6; corpus `dns-reply-seen-first`).
+fn dns_reply_first(c: &mut Conn, payload: &[u8], is_orig: bool) {
+    let resp = if c.orig_is_lo { c.key.hi } else { c.key.lo };
+    let is_reply = payload.get(2).is_some_and(|b| b & 0x80 != 0);
+    if !is_orig
+        || !is_reply
+        || !matches!(resp.port, 53 | 137 | 5353 | 5355)
+        || resp.addr.to_ip().is_multicast()
+    {
+        return;
+    }
+    c.orig_is_lo = !c.orig_is_lo;
+    std::mem::swap(&mut c.orig, &mut c.resp);
+    if let Some(m) = &mut c.macs {
+        std::mem::swap(&mut m.src, &mut m.dst);
+    }
+    c.history.flip();
 }
 
 /// Zeek's `conn_state` decision table (see zeek-semantics §2.3).
