@@ -37,7 +37,8 @@ pub static P0F_SCHEMA: Schema = Schema {
     style: LogStyle::Bare,
 };
 
-/// One p0f-k.log line.
+/// One p0f-k.log line. The signature is kept as measured and rendered by the log writer,
+/// off the packet path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct P0fRecord {
     pub ts: Ts,
@@ -45,25 +46,42 @@ pub struct P0fRecord {
     pub syn_ack: bool,
     pub ip: IpAddr,
     pub mac: [u8; 6],
-    /// Label name and flavor, or `???`.
-    pub os: String,
-    pub raw_sig: String,
+    /// Label name and flavor, or `???` (shared: one string per database label).
+    pub os: Arc<str>,
+    pub sig: sig::PacketSig,
+    /// MSS of the SYN a SYN+ACK answers (window multiples), 0 for a SYN.
+    pub syn_mss: u16,
 }
 
 impl P0fRecord {
+    /// `raw_sig` as p0f prints it.
+    pub fn raw_sig(&self) -> String {
+        sig::render(&self.sig, self.syn_mss)
+    }
+
     /// The line as p0f-k writes it (without the newline).
     pub fn line(&self) -> String {
-        let mut s = String::with_capacity(128);
+        let mut s = String::with_capacity(160);
         let secs = self.ts.0.div_euclid(1_000_000);
         let us = self.ts.0.rem_euclid(1_000_000);
-        let _ = write!(
-            s,
-            "{secs}.{us:06}\t{}\t",
-            if self.syn_ack { "syn+ack" } else { "syn" }
-        );
+        if secs < 0 {
+            s.push('-');
+        }
+        sig::push_dec(&mut s, secs.unsigned_abs());
+        s.push('.');
+        let frac = format_args!("{us:06}");
+        let _ = s.write_fmt(frac);
+        s.push('\t');
+        s.push_str(if self.syn_ack { "syn+ack" } else { "syn" });
+        s.push('\t');
         match self.ip {
             IpAddr::V4(a) => {
-                let _ = write!(s, "{a}");
+                for (i, o) in a.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        s.push('.');
+                    }
+                    sig::push_dec(&mut s, u64::from(o));
+                }
             }
             // p0f prints the eight groups in full, without `::` compression.
             IpAddr::V6(a) => {
@@ -76,13 +94,18 @@ impl P0fRecord {
             }
         }
         s.push('\t');
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         for (i, b) in self.mac.iter().enumerate() {
             if i > 0 {
                 s.push(':');
             }
-            let _ = write!(s, "{b:02x}");
+            s.push(char::from(HEX[usize::from(b >> 4)]));
+            s.push(char::from(HEX[usize::from(b & 15)]));
         }
-        let _ = write!(s, "\t{}\t{}", self.os, self.raw_sig);
+        s.push('\t');
+        s.push_str(&self.os);
+        s.push('\t');
+        sig::render_into(&self.sig, self.syn_mss, &mut s);
         s
     }
 }
@@ -95,6 +118,16 @@ impl ZeekRecord for P0fRecord {
     fn write_row(&self, row: &mut Row<'_>) {
         row.verbatim(self.line().as_bytes());
     }
+}
+
+/// Signatures whose match is remembered (direct-mapped).
+const MATCH_CACHE: usize = 512;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct CacheKey {
+    sig: sig::PacketSig,
+    response: bool,
+    syn_mss: u16,
 }
 
 /// Handshake entries kept at once (p0f's default connection limit is 1000).
@@ -123,6 +156,13 @@ struct Handshake {
 /// The p0f analyzer: database plus handshake table.
 pub struct P0f {
     db: Arc<Database>,
+    /// `os` of each label, rendered once.
+    os_names: Vec<Arc<str>>,
+    unknown: Arc<str>,
+    /// Recent signatures and what they matched: a network has few distinct stacks, and the
+    /// database scan is the costly part of a SYN.
+    cache: Vec<Option<(CacheKey, Option<matcher::Match>)>>,
+    cache_hasher: hashbrown::DefaultHashBuilder,
     table: hashbrown::HashMap<Key, Handshake>,
     /// Keys in the order their entries were created; stale positions are skipped.
     ages: VecDeque<(Key, u64)>,
@@ -133,6 +173,10 @@ pub struct P0f {
 impl P0f {
     pub fn new(db: Arc<Database>, stats: Arc<Stats>) -> P0f {
         P0f {
+            os_names: db.labels.iter().map(|l| Arc::from(l.os_text())).collect(),
+            unknown: Arc::from("???"),
+            cache: vec![None; MATCH_CACHE],
+            cache_hasher: hashbrown::DefaultHashBuilder::default(),
             db,
             table: hashbrown::HashMap::with_capacity(MAX_HANDSHAKES),
             ages: VecDeque::with_capacity(2 * MAX_HANDSHAKES),
@@ -163,7 +207,7 @@ impl P0f {
                 self.table.remove(&key);
                 self.table.remove(&rev);
                 let s = self.signature(layer, seg)?;
-                let m = matcher::find(&self.db, &s, false, 0);
+                let m = self.find(&s, false, 0);
                 let non_os = m.is_some_and(|m| self.db.labels[m.label].class.is_none());
                 if !non_os {
                     // Scanners (NMap, ...) get no handshake: p0f drops their flows.
@@ -205,7 +249,7 @@ impl P0f {
                     e.acked = true;
                 }
                 let s = self.signature(layer, seg)?;
-                let m = matcher::find(&self.db, &s, true, h.syn_mss);
+                let m = self.find(&s, true, h.syn_mss);
                 Stats::inc(&self.stats.p0f_syn_ack);
                 Some(self.record(
                     frame.ts,
@@ -226,6 +270,29 @@ impl P0f {
                 None
             }
         }
+    }
+
+    /// The database match of a signature, through the cache.
+    fn find(&mut self, s: &sig::PacketSig, response: bool, syn_mss: u16) -> Option<matcher::Match> {
+        // Only whether a timestamp is present matters to matching, not its value.
+        let key = CacheKey {
+            sig: sig::PacketSig {
+                ts1: u32::from(s.ts1 != 0),
+                ..*s
+            },
+            response,
+            syn_mss,
+        };
+        let slot =
+            (std::hash::BuildHasher::hash_one(&self.cache_hasher, key) as usize) % MATCH_CACHE;
+        if let Some((k, m)) = &self.cache[slot] {
+            if *k == key {
+                return *m;
+            }
+        }
+        let m = matcher::find(&self.db, s, response, syn_mss);
+        self.cache[slot] = Some((key, m));
+        m
     }
 
     fn expired(&self, h: &Handshake, now: Ts) -> bool {
@@ -273,8 +340,9 @@ impl P0f {
             syn_ack,
             ip,
             mac: mac.unwrap_or_default(),
-            os: m.map_or_else(|| "???".to_string(), |m| self.db.labels[m.label].os_text()),
-            raw_sig: sig::render(s, syn_mss),
+            os: m.map_or_else(|| self.unknown.clone(), |m| self.os_names[m.label].clone()),
+            sig: *s,
+            syn_mss,
         }
     }
 

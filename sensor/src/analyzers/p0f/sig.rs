@@ -4,7 +4,7 @@
 //! The measurements follow the signature format documented in p0f's README (section 5) and the
 //! behaviour of p0f 3.09b as observed on the same packets (`tests/p0f_agreement.rs`).
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use crate::decode::{tcp_flags, IpLayer, TcpSegment};
 
@@ -98,7 +98,12 @@ impl Layout {
                 out.write_char(',')?;
             }
             match k {
-                opt::EOL => write!(out, "eol+{eol_pad}")?,
+                opt::EOL => {
+                    out.write_str("eol+")?;
+                    let mut n = String::new();
+                    push_dec(&mut n, u64::from(eol_pad));
+                    out.write_str(&n)?;
+                }
                 opt::NOP => out.write_str("nop")?,
                 opt::MSS => out.write_str("mss")?,
                 opt::WS => out.write_str("ws")?,
@@ -156,7 +161,7 @@ pub enum NoSig {
 }
 
 /// What p0f measures of one SYN or SYN+ACK.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PacketSig {
     pub ver: u8,
     pub ttl: u8,
@@ -419,31 +424,58 @@ pub fn window_multiple(s: &PacketSig, syn_mss: u16) -> Option<(u16, bool)> {
 /// The signature as p0f prints it (`raw_sig`).
 pub fn render(s: &PacketSig, syn_mss: u16) -> String {
     let mut out = String::with_capacity(96);
-    let _ = write!(out, "{}:", s.ver);
+    render_into(s, syn_mss, &mut out);
+    out
+}
+
+/// Appends a decimal number without going through `fmt` (this runs once per SYN).
+pub fn push_dec(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
+}
+
+/// [`render`] into a buffer.
+pub fn render_into(s: &PacketSig, syn_mss: u16, out: &mut String) {
+    push_dec(out, u64::from(s.ver));
+    out.push(':');
     let guess = guess_initial_ttl(s.ttl);
     let dist = guess - s.ttl;
+    push_dec(out, u64::from(s.ttl));
+    out.push('+');
     if dist > MAX_DIST {
-        let _ = write!(out, "{}+?:", s.ttl);
+        out.push('?');
     } else {
-        let _ = write!(out, "{}+{}:", s.ttl, dist);
+        push_dec(out, u64::from(dist));
     }
-    let _ = write!(out, "{}:{}:", s.olen, s.mss);
-    match window_multiple(s, syn_mss) {
-        Some((n, true)) => {
-            let _ = write!(out, "mtu*{n}");
-        }
-        Some((n, false)) => {
-            let _ = write!(out, "mss*{n}");
-        }
-        None => {
-            let _ = write!(out, "{}", s.win);
-        }
-    }
-    let _ = write!(out, ",{}:", s.wscale);
-    let _ = s.layout.render(s.eol_pad, &mut out);
     out.push(':');
-    let _ = render_quirks(s.quirks, &mut out);
+    push_dec(out, u64::from(s.olen));
+    out.push(':');
+    push_dec(out, u64::from(s.mss));
+    out.push(':');
+    match window_multiple(s, syn_mss) {
+        Some((n, mtu)) => {
+            out.push_str(if mtu { "mtu*" } else { "mss*" });
+            push_dec(out, u64::from(n));
+        }
+        None => push_dec(out, u64::from(s.win)),
+    }
+    out.push(',');
+    push_dec(out, u64::from(s.wscale));
+    out.push(':');
+    let _ = s.layout.render(s.eol_pad, out);
+    out.push(':');
+    let _ = render_quirks(s.quirks, out);
     out.push(':');
     out.push(if s.payload { '+' } else { '0' });
-    out
 }

@@ -136,7 +136,7 @@ fn generic_fuzzy_unknown_and_scanners() {
     let n = tcp_frame(&v4(5, 2, 50, false), &syn(4, 5, &[2, 4, 5, 0xb4], 1024));
     let n_ack = tcp_frame(&v4(2, 5, 64, true), &synack(4, 6, &LINUX_OPTS, 14600));
     let (recs, _) = run(&[(1, g), (1, f), (1, u), (1, n), (2, n_ack)]);
-    let os: Vec<&str> = recs.iter().map(|r| r.os.as_str()).collect();
+    let os: Vec<&str> = recs.iter().map(|r| &*r.os).collect();
     assert_eq!(
         os,
         [
@@ -148,11 +148,11 @@ fn generic_fuzzy_unknown_and_scanners() {
     );
     // TTL 70 guesses 128, 58 hops: beyond p0f's 35, so `+?`.
     assert_eq!(
-        recs[1].raw_sig,
+        recs[1].raw_sig(),
         "4:70+?:0:1460:mss*20,7:mss,sok,ts,nop,ws::0"
     );
     assert_eq!(
-        recs[2].raw_sig,
+        recs[2].raw_sig(),
         "4:64+0:0:0:29200,0:nop,nop,nop,eol+0:df,id+:0"
     );
 }
@@ -228,9 +228,9 @@ fn malformed_options_are_quirks_not_errors() {
     ] {
         let (recs, st) = run(&[(1, tcp_frame(&v4(1, 2, 64, true), &syn(9, 5, opts, 29200)))]);
         assert!(
-            recs[0].raw_sig.contains(want),
+            recs[0].raw_sig().contains(want),
             "{opts:?}: {}",
-            recs[0].raw_sig
+            recs[0].raw_sig()
         );
         let weirds = st
             .analyzer_weirds
