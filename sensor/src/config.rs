@@ -37,6 +37,7 @@ pub struct Config {
     pub flow: FlowConfig,
     pub conn: ConnConfig,
     pub output: OutputConfig,
+    pub detect: DetectSection,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -167,6 +168,47 @@ impl Default for OutputConfig {
             interval_secs: 60,
             timezone: "UTC".to_string(),
             zstd_level: 10,
+        }
+    }
+}
+
+/// Signature detection (Suricata rules → eve.json).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectSection {
+    /// Detection runs when enabled and at least one rule file is configured.
+    pub enabled: bool,
+    /// Rule files, folders (their `*.rules`) or glob patterns.
+    pub rules: Vec<String>,
+    /// `classification.config` for alert categories and severities.
+    pub classification_file: Option<PathBuf>,
+    /// `$HOME_NET` in Suricata syntax, e.g. `"[10.0.0.0/8,192.168.0.0/16]"` (default: RFC 1918).
+    pub home_net: Option<String>,
+    /// `$EXTERNAL_NET` (default `"!$HOME_NET"`).
+    pub external_net: Option<String>,
+    /// Further address and port variables (`HTTP_PORTS = "[80,8080]"`).
+    pub vars: std::collections::BTreeMap<String, String>,
+    /// Treat TCP connections picked up without their handshake as established
+    /// (Suricata's `stream.midstream`).
+    pub midstream: bool,
+    /// Connections with detection state at once (flowbits, stream window, TLS handshake).
+    pub max_flows: usize,
+    /// Threshold/detection_filter entries at once.
+    pub max_threshold_entries: usize,
+}
+
+impl Default for DetectSection {
+    fn default() -> Self {
+        DetectSection {
+            enabled: true,
+            rules: Vec::new(),
+            classification_file: None,
+            home_net: None,
+            external_net: None,
+            vars: Default::default(),
+            midstream: false,
+            max_flows: 65_536,
+            max_threshold_entries: 65_536,
         }
     }
 }
@@ -354,6 +396,13 @@ impl Config {
         self.conn
             .local_prefixes()
             .map_err(|m| bad("conn.local_nets", m))?;
+        if self.detect.max_flows == 0 || self.detect.max_threshold_entries == 0 {
+            return Err(bad(
+                "detect.max_flows",
+                "detect.max_flows and detect.max_threshold_entries must be at least 1".into(),
+            ));
+        }
+        crate::detect::vars_of(&self.detect).map_err(|m| bad("detect.home_net", m))?;
         Ok(())
     }
 }

@@ -96,6 +96,17 @@ counters! {
     /// when a new key arrived; the oldest window was written early.
     window_evictions,
     // -- p0f and yaf --
+    // -- detect --
+    /// Rules that matched (before thresholds and noalert).
+    detect_matches,
+    /// Alerts written to eve.json.
+    detect_alerts,
+    /// Connections without detection state because its table was full.
+    detect_flows_full,
+    /// Flowbits not set because a connection already held the maximum.
+    detect_flowbits_full,
+    /// Threshold entries not tracked because the table was full.
+    detect_threshold_full,
 }
 
 impl Stats {

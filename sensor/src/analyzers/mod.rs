@@ -181,6 +181,8 @@ pub struct Analyzers {
     dns: dns::DnsAnalyzer,
     http: http::HttpAnalyzer,
     stats: Arc<Stats>,
+    /// Signature detection, when rules are configured.
+    pub detect: Option<crate::detect::Detector>,
 }
 
 impl Analyzers {
@@ -199,6 +201,7 @@ impl Analyzers {
             dns: dns::DnsAnalyzer::new(stats.clone()),
             http: http::HttpAnalyzer::new(stats.clone()),
             stats,
+            detect: None,
         }
     }
 
@@ -224,6 +227,11 @@ impl Analyzers {
 
 impl FlowSink for Analyzers {
     fn conn_row(&mut self, mut row: ConnSummary) {
+        if row.reason != RowReason::Interim {
+            if let Some(d) = self.detect.as_mut() {
+                d.conn_end(row.slot, row.uid);
+            }
+        }
         let out = self.out.as_mut();
         let st = if row.reason == RowReason::Interim {
             self.apps
@@ -250,6 +258,9 @@ impl FlowSink for Analyzers {
     }
 
     fn packet(&mut self, v: &PacketView<'_, '_>) {
+        if let Some(d) = self.detect.as_mut() {
+            d.on_packet(v, self.out.as_mut());
+        }
         let payload = v.payload();
         let Some(st) = (if payload.is_empty() {
             // Only connections already known to an analyzer care about empty segments
