@@ -128,11 +128,8 @@ impl Ctx<'_, '_> {
                 relative,
                 negated,
             } => {
-                let at = if *relative {
-                    prev_end as i64 + n
-                } else {
-                    *n
-                };
+                let n = resolve(*n, self.vars);
+                let at = if *relative { prev_end as i64 + n } else { n };
                 let has = at >= 0 && (at as usize) < len;
                 has != *negated && self.step(i + 1, prev_end, max_end)
             }
@@ -284,6 +281,15 @@ pub fn read_value(buf: &[u8], at: i64, n: usize, format: NumFormat) -> Option<u6
         return None;
     }
     let at = at as usize;
+    // A string of length 0 means "the digits that are there" (up to 20).
+    let n = if n == 0 && !matches!(format, NumFormat::Big | NumFormat::Little) {
+        buf.len().saturating_sub(at).min(20)
+    } else {
+        n
+    };
+    if n == 0 {
+        return None;
+    }
     let bytes = buf.get(at..at.checked_add(n)?)?;
     match format {
         NumFormat::Big => Some(bytes.iter().fold(0u64, |v, &b| (v << 8) | b as u64)),

@@ -165,7 +165,7 @@ fn tokenize_header(h: &str) -> PResult<Vec<String>> {
 fn split_options(body: &str) -> PResult<Vec<(String, Option<String>)>> {
     let mut out = Vec::new();
     let mut cur = String::new();
-    let mut in_quotes = false;
+    // Suricata splits at unescaped `;` only: quotes inside pcre patterns need no escape.
     let mut chars = body.chars();
     while let Some(c) = chars.next() {
         match c {
@@ -175,19 +175,12 @@ fn split_options(body: &str) -> PResult<Vec<(String, Option<String>)>> {
                     cur.push(n);
                 }
             }
-            '"' => {
-                in_quotes = !in_quotes;
-                cur.push(c);
-            }
-            ';' if !in_quotes => {
+            ';' => {
                 push_option(&mut out, &cur)?;
                 cur.clear();
             }
             c => cur.push(c),
         }
-    }
-    if in_quotes {
-        return invalid("unterminated quoted string");
     }
     if !cur.trim().is_empty() {
         return invalid(format!("option {:?} lacks ';'", cur.trim()));
@@ -601,7 +594,7 @@ impl<'n> Builder<'n> {
                     Some(r) => (true, r),
                     None => (false, first),
                 };
-                let n = parse_int(n)?;
+                let n = self.num(n)?;
                 let mut relative = false;
                 for p in parts {
                     match p {
@@ -864,7 +857,7 @@ impl<'n> Builder<'n> {
         let value = self.num(parts[2])?;
         let offset = self.num(parts[3])?;
         let (flags, bitmask) = self.byte_flags(&parts[4..])?;
-        if !(1..=23).contains(&nbytes) || (flags.format_is_binary() && nbytes > 8) {
+        if nbytes > 23 || (flags.format_is_binary() && !(1..=8).contains(&nbytes)) {
             return invalid(format!("byte_test nbytes {nbytes} out of range"));
         }
         Ok(Match::ByteTest(ByteTest {
@@ -887,7 +880,7 @@ impl<'n> Builder<'n> {
         let nbytes = parse_int(parts[0])? as usize;
         let offset = self.num(parts[1])?;
         let (f, bitmask) = self.byte_flags(&parts[2..])?;
-        if !(1..=23).contains(&nbytes) || (f.format_is_binary() && nbytes > 8) {
+        if nbytes > 23 || (f.format_is_binary() && !(1..=8).contains(&nbytes)) {
             return invalid(format!("byte_jump nbytes {nbytes} out of range"));
         }
         Ok(Match::ByteJump(ByteJump {
@@ -1022,6 +1015,9 @@ impl<'n> Builder<'n> {
                 _ => true,
             };
             if !ok {
+                if app.is_some_and(|a| !matches!(a, AppProto::Http | AppProto::Dns | AppProto::Tls)) {
+                    return unsupported(format!("{:?} buffer on {:?}", l.buf, app.unwrap_or(AppProto::Http)));
+                }
                 return invalid(format!("buffer {:?} in a rule for {:?}", l.buf, app));
             }
         }

@@ -331,7 +331,7 @@ pub enum Match {
     Content(Content),
     Pcre(Pcre),
     IsDataAt {
-        n: i64,
+        n: Num,
         relative: bool,
         negated: bool,
     },
