@@ -161,7 +161,12 @@ impl Ctx<'_, '_> {
             Match::ByteJump(b) => {
                 let base = if b.relative { prev_end as i64 } else { 0 };
                 let at = base + resolve(b.offset, self.vars);
-                let Some(mut v) = read_value(self.buf, at, b.nbytes, b.format) else {
+                let value = if b.nbytes == 0 && at >= 0 && at as usize <= len {
+                    Some(0)
+                } else {
+                    read_value(self.buf, at, b.nbytes, b.format)
+                };
+                let Some(mut v) = value else {
                     return false;
                 };
                 if let Some(mask) = b.bitmask {

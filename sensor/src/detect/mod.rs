@@ -302,6 +302,7 @@ struct TlsConn {
 #[derive(Debug)]
 struct FlowState {
     uid: Uid,
+    client: (IpAddr, u16),
     start: Ts,
     hash: u32,
     pkts: [u64; 2],
@@ -319,9 +320,10 @@ struct FlowState {
 }
 
 impl FlowState {
-    fn new(uid: Uid, start: Ts, hash: u32) -> FlowState {
+    fn new(uid: Uid, start: Ts, hash: u32, client: (IpAddr, u16)) -> FlowState {
         FlowState {
             uid,
+            client,
             start,
             hash,
             pkts: [0; 2],
@@ -358,12 +360,23 @@ pub struct Detector {
     stats: Arc<Stats>,
 }
 
-/// Which side of the connection a packet comes from: 0 = client (to server), 1 = server.
-fn dir(v: &PacketView<'_, '_>) -> usize {
-    if v.is_orig {
-        0
-    } else {
-        1
+/// The packet's source and destination endpoints (ports 0 without TCP/UDP).
+fn endpoints(v: &PacketView<'_, '_>) -> ((IpAddr, u16), (IpAddr, u16)) {
+    let (sp, dp) = match &v.layer.transport {
+        Transport::Tcp(t) => (t.src_port, t.dst_port),
+        Transport::Udp(u) => (u.src_port, u.dst_port),
+        _ => (0, 0),
+    };
+    ((v.layer.src, sp), (v.layer.dst, dp))
+}
+
+/// Suricata's client: the sender of the connection's first packet (the receiver, when that
+/// packet is a SYN-ACK). The flow stage's originator can differ (Zeek flips roles by port).
+fn client_of(v: &PacketView<'_, '_>) -> (IpAddr, u16) {
+    let (src, dst) = endpoints(v);
+    match &v.layer.transport {
+        Transport::Tcp(t) if t.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN | tcp_flags::ACK => dst,
+        _ => src,
     }
 }
 
@@ -446,11 +459,12 @@ impl Detector {
         let len = self.flows.len();
         let full = len >= self.max_flows;
         let hash = flow_hash(v);
+        let client = client_of(v);
         match self.flows.entry(v.slot) {
             hashbrown::hash_map::Entry::Occupied(e) => {
                 let st = e.into_mut();
                 if st.uid != v.uid {
-                    *st = FlowState::new(v.uid, v.ts, hash);
+                    *st = FlowState::new(v.uid, v.ts, hash, client);
                 }
                 Some(st)
             }
@@ -459,7 +473,7 @@ impl Detector {
                     Stats::inc(&self.stats.detect_flows_full);
                     return None;
                 }
-                Some(e.insert(FlowState::new(v.uid, v.ts, hash)))
+                Some(e.insert(FlowState::new(v.uid, v.ts, hash, client)))
             }
         }
     }
@@ -470,11 +484,11 @@ impl Detector {
         let midstream = self.midstream;
         let builtin_http = self.builtin_http;
         let builtin_dns = self.builtin_dns;
-        let d = dir(v);
         let payload = v.payload();
         let Some(fs) = self.flow_mut(v) else {
             return;
         };
+        let d = if endpoints(v).0 == fs.client { 0 } else { 1 };
         fs.pkts[d] += 1;
         fs.bytes[d] += v.layer.ip_len as u64;
         fs.payload_bytes[d] += payload.len() as u64;
@@ -532,7 +546,7 @@ impl Detector {
         }
         // Application protocol detection on the first payload of each direction.
         if !new_data.is_empty() && fs.app.is_none() && !fs.app_final {
-            fs.app = detect_app(v, new_data);
+            fs.app = detect_app(v, new_data, fs.client);
             fs.probes[d] = fs.probes[d].saturating_add(1);
             if fs.app.is_none() && fs.probes[0] >= APP_PROBES && fs.probes[1] >= APP_PROBES {
                 fs.app_final = true;
@@ -581,6 +595,7 @@ impl Detector {
         };
         let tail_len = fs.tcp.tail[d].len();
         let facts_base = FlowFacts {
+            to_server: d == 0,
             established,
             app: fs.app,
             app_final: fs.app_final,
@@ -700,7 +715,7 @@ impl Detector {
         req: &HttpRequest<'_>,
         out: &mut dyn RecordSink,
     ) {
-        let Some(base) = self.app_event(v, AppProto::Http) else {
+        let Some(base) = self.app_event(v, AppProto::Http, true) else {
             return;
         };
         let src = HttpSource {
@@ -722,7 +737,7 @@ impl Detector {
         resp: &HttpResponse<'_>,
         out: &mut dyn RecordSink,
     ) {
-        let Some(base) = self.app_event(v, AppProto::Http) else {
+        let Some(base) = self.app_event(v, AppProto::Http, false) else {
             return;
         };
         let src = HttpSource {
@@ -745,7 +760,7 @@ impl Detector {
         if msg.response {
             return;
         }
-        let Some(base) = self.app_event(v, AppProto::Dns) else {
+        let Some(base) = self.app_event(v, AppProto::Dns, true) else {
             return;
         };
         let src = DnsSource {
@@ -768,7 +783,12 @@ impl Detector {
     }
 
     /// Flow facts for an application-layer event (which also confirms the protocol).
-    fn app_event(&mut self, v: &PacketView<'_, '_>, app: AppProto) -> Option<FlowFacts> {
+    fn app_event(
+        &mut self,
+        v: &PacketView<'_, '_>,
+        app: AppProto,
+        to_server: bool,
+    ) -> Option<FlowFacts> {
         let midstream = self.midstream;
         let fs = self.flow_mut(v)?;
         if fs.app.is_none() {
@@ -779,6 +799,7 @@ impl Detector {
             _ => fs.seen == [true, true],
         };
         Some(FlowFacts {
+            to_server,
             established,
             app: Some(app),
             app_final: true,
@@ -796,11 +817,7 @@ impl Detector {
         app: Option<(Option<u64>, Option<String>)>,
         out: &mut dyn RecordSink,
     ) {
-        let (src_ep, dst_ep) = if v.is_orig {
-            (v.orig, v.resp)
-        } else {
-            (v.resp, v.orig)
-        };
+        let (src_ep, dst_ep) = endpoints(v);
         let facts = Facts {
             src: src_ep.0,
             dst: dst_ep.0,
@@ -809,7 +826,7 @@ impl Detector {
             ip_proto: v.layer.proto,
             layer: Some(v.layer),
             payload_len: v.payload().len(),
-            to_server: v.is_orig,
+            to_server: ff.to_server,
             established: ff.established,
             app: ff.app,
             app_final: ff.app_final,
@@ -923,10 +940,12 @@ impl Detector {
         app: Option<&(Option<u64>, Option<String>)>,
     ) -> String {
         let fs = self.flows.get(&v.slot).filter(|s| s.uid == v.uid);
-        let (start, hash, pkts, bytes, app_proto) = match fs {
-            Some(s) => (s.start, s.hash, s.pkts, s.bytes, s.app),
-            None => (v.ts, flow_hash(v), [0; 2], [0; 2], f.app),
+        let (start, hash, pkts, bytes, app_proto, client) = match fs {
+            Some(s) => (s.start, s.hash, s.pkts, s.bytes, s.app, s.client),
+            None => (v.ts, flow_hash(v), [0; 2], [0; 2], f.app, client_of(v)),
         };
+        let pkt = endpoints(v);
+        let server = if pkt.0 == client { pkt.1 } else { pkt.0 };
         let secs = start.0.div_euclid(1_000_000) as u64;
         let usecs = start.0.rem_euclid(1_000_000) as u64;
         let flow_id =
@@ -951,13 +970,13 @@ impl Detector {
             icmp,
             tx_id: app.and_then(|a| a.0),
             app_proto: app_proto.map(AppProto::name),
-            to_server: v.is_orig,
+            to_server: f.to_server,
             app_obj: app.and_then(|a| a.1.clone()),
             flow_pkts: pkts,
             flow_bytes: bytes,
             flow_start: start,
-            client: v.orig,
-            server: v.resp,
+            client,
+            server,
         };
         eve::render(&ctx, &self.rules.rule_json[ri as usize], r.action)
     }
@@ -965,6 +984,7 @@ impl Detector {
 
 /// Flow facts that do not depend on the packet.
 struct FlowFacts {
+    to_server: bool,
     established: bool,
     app: Option<AppProto>,
     app_final: bool,
@@ -982,12 +1002,14 @@ fn packet_only<'a>(v: &'a PacketView<'_, '_>) -> PacketSource<'a> {
 }
 
 /// The application protocol a connection's first payload shows.
-fn detect_app(v: &PacketView<'_, '_>, p: &[u8]) -> Option<AppProto> {
+fn detect_app(v: &PacketView<'_, '_>, p: &[u8], client: (IpAddr, u16)) -> Option<AppProto> {
     const METHODS: &[&[u8]] = &[
         b"GET ", b"POST ", b"HEAD ", b"PUT ", b"DELETE ", b"OPTIONS ", b"CONNECT ", b"TRACE ",
         b"PATCH ", b"PROPFIND ",
     ];
-    let ports = [v.orig.1, v.resp.1];
+    let (src, dst) = endpoints(v);
+    let server = if src == client { dst } else { src };
+    let ports = [src.1, dst.1];
     match v.transport {
         Transport4::Udp => {
             if ports.contains(&53) && buffers::dns_questions(p).is_some() {
@@ -1005,7 +1027,7 @@ fn detect_app(v: &PacketView<'_, '_>, p: &[u8]) -> Option<AppProto> {
             if p.starts_with(b"SSH-") {
                 return Some(AppProto::Ssh);
             }
-            let resp_port = v.resp.1;
+            let resp_port = server.1;
             if p.starts_with(b"220") || p.starts_with(b"EHLO") || p.starts_with(b"HELO") {
                 if matches!(resp_port, 25 | 587 | 465) || p.starts_with(b"EHLO") || p.starts_with(b"HELO") {
                     return Some(AppProto::Smtp);

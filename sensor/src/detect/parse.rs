@@ -880,7 +880,8 @@ impl<'n> Builder<'n> {
         let nbytes = parse_int(parts[0])? as usize;
         let offset = self.num(parts[1])?;
         let (f, bitmask) = self.byte_flags(&parts[2..])?;
-        if nbytes > 23 || (f.format_is_binary() && !(1..=8).contains(&nbytes)) {
+        // nbytes 0 jumps by post_offset alone.
+        if nbytes > 23 || (f.format_is_binary() && nbytes > 8) {
             return invalid(format!("byte_jump nbytes {nbytes} out of range"));
         }
         Ok(Match::ByteJump(ByteJump {
