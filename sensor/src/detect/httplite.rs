@@ -98,14 +98,35 @@ fn trim(b: &[u8]) -> &[u8] {
 
 fn parse_head(head: &[u8], request: bool) -> Option<(Msg, Body)> {
     let mut lines = head.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-    let first = lines.next()?;
-    let mut parts = first.splitn(3, |&b| b == b' ');
-    let a = parts.next()?.to_vec();
-    let b = parts.next().unwrap_or(b"").to_vec();
-    let c = parts.next().unwrap_or(b"").to_vec();
-    if request && !c.starts_with(b"HTTP/") || !request && !a.starts_with(b"HTTP/") {
-        return None;
-    }
+    let first = trim(lines.next()?);
+    // Runs of blanks separate the parts (servers accept `POST  /  HTTP/1.0`).
+    let toks: Vec<&[u8]> = first
+        .split(|&b| b == b' ' || b == b'\t')
+        .filter(|t| !t.is_empty())
+        .collect();
+    let (a, b, c) = if request {
+        let (Some(m), Some(v)) = (toks.first(), toks.last()) else {
+            return None;
+        };
+        if toks.len() < 3 || !v.starts_with(b"HTTP/") {
+            return None;
+        }
+        // The URI is everything between method and version, as sent.
+        let start = m.len();
+        let end = first.len() - v.len();
+        (m.to_vec(), trim(&first[start..end]).to_vec(), v.to_vec())
+    } else {
+        let v = toks.first()?;
+        if !v.starts_with(b"HTTP/") {
+            return None;
+        }
+        let code = toks.get(1).copied().unwrap_or(b"");
+        let rest_at = first
+            .windows(code.len().max(1))
+            .position(|w| w == code)
+            .map_or(first.len(), |p| p + code.len());
+        (v.to_vec(), code.to_vec(), trim(&first[rest_at.min(first.len())..]).to_vec())
+    };
     let mut m = Msg {
         line: [a, b, c],
         ..Msg::default()
@@ -137,6 +158,32 @@ fn parse_head(head: &[u8], request: bool) -> Option<(Msg, Body)> {
 }
 
 impl HttpLite {
+    /// Direction `d` closed (FIN/RST): a message cut short is finished as it stands.
+    pub fn close(&mut self, d: usize) -> Vec<Event> {
+        let st = &mut self.dirs[d];
+        if st.stopped {
+            return Vec::new();
+        }
+        let msg = match st.msg.take() {
+            Some(m) => Some(m),
+            None if !st.buf.is_empty() => {
+                let head = std::mem::take(&mut st.buf);
+                parse_head(trim(&head), d == 0).map(|(m, _)| m)
+            }
+            None => None,
+        };
+        st.stopped = true;
+        st.buf = Vec::new();
+        msg.map(|m| {
+            vec![if d == 0 {
+                Event::Request(m)
+            } else {
+                Event::Response(m)
+            }]
+        })
+        .unwrap_or_default()
+    }
+
     /// Feeds in-order bytes of direction `d` (0 = from the client); returns finished messages.
     pub fn feed(&mut self, d: usize, data: &[u8]) -> Vec<Event> {
         let mut out = Vec::new();

@@ -186,8 +186,10 @@ impl Ctx<'_, '_> {
                 } else {
                     at + b.nbytes as i64
                 };
-                let to = from.saturating_add(jump).saturating_add(b.post_offset);
-                if to < 0 || to as usize >= len {
+                // A jump before the buffer lands on its start (as Suricata does); past its
+                // end is no match.
+                let to = from.saturating_add(jump).saturating_add(b.post_offset).max(0);
+                if to as usize >= len {
                     return false;
                 }
                 self.step(i + 1, to as usize, max_end)

@@ -571,13 +571,18 @@ impl Detector {
         } else {
             Vec::new()
         };
+        let closing = matches!(&v.layer.transport, Transport::Tcp(t) if t.flags & (tcp_flags::FIN | tcp_flags::RST) != 0);
         let http_events = if builtin_http
             && fs.app == Some(AppProto::Http)
             && v.transport == Transport4::Tcp
-            && !new_data.is_empty()
+            && (!new_data.is_empty() || closing)
         {
             let h = fs.http.get_or_insert_with(Default::default);
-            h.feed(d, new_data)
+            let mut ev = h.feed(d, new_data);
+            if closing {
+                ev.extend(h.close(d));
+            }
+            ev
         } else {
             Vec::new()
         };
