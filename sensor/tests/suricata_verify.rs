@@ -71,7 +71,7 @@ fn run(name: &str, c: &Case, tmp: &Path) -> Vec<serde_json::Value> {
     }
     let out = tmp.join(name);
     std::fs::create_dir_all(&out).unwrap();
-    if let Err(e) = pipeline::replay(&[c.pcap.clone()], &out, &cfg, false) {
+    if let Err(e) = pipeline::replay(std::slice::from_ref(&c.pcap), &out, &cfg, false) {
         eprintln!("{name}: replay failed: {e}");
         return Vec::new();
     }
@@ -130,7 +130,7 @@ fn suricata_verify_alerts() {
         let got = eve
             .iter()
             .filter(|e| e["event_type"] == "alert")
-            .filter(|e| sid == "*" || e["alert"]["signature_id"].to_string() == sid)
+            .filter(|e| sid == "*" || e["alert"]["signature_id"].as_u64() == sid.parse().ok())
             .filter(|e| {
                 extra.iter().all(|(k, want)| {
                     // The sensor does not log the raw packet: per the corpus README such a
@@ -144,7 +144,12 @@ fn suricata_verify_alerts() {
         if ok {
             pass += 1;
         } else {
-            failures.push(format!("{test} sid {sid} {}: expected {count}, got {got}", f.get(3).map(|s| if s.len() > 60 { &s[..60] } else { s }).unwrap_or("")));
+            failures.push(format!(
+                "{test} sid {sid} {}: expected {count}, got {got}",
+                f.get(3)
+                    .map(|s| if s.len() > 60 { &s[..60] } else { s })
+                    .unwrap_or("")
+            ));
         }
         match per_case.last_mut() {
             Some((t, p, n)) if t == test => {
@@ -184,9 +189,11 @@ fn et_open_loads() {
         .map(|p| p.display().to_string())
         .collect();
     files.sort();
-    let mut cfg = osect_sensor::config::DetectSection::default();
-    cfg.rules = files;
-    cfg.classification_file = Some(dir.join("classification.config"));
+    let cfg = osect_sensor::config::DetectSection {
+        rules: files,
+        classification_file: Some(dir.join("classification.config")),
+        ..Default::default()
+    };
     let rs = osect_sensor::detect::RuleSet::load(&cfg).unwrap();
     println!("{}", rs.report);
     let r = &rs.report;

@@ -260,7 +260,10 @@ impl HttpSource<'_> {
                     ([r.method, b" ", r.uri, b" ", r.version].concat(), r.headers)
                 } else {
                     let r = resp?;
-                    ([r.version, b" ", r.status, b" ", r.reason].concat(), r.headers)
+                    (
+                        [r.version, b" ", r.status, b" ", r.reason].concat(),
+                        r.headers,
+                    )
                 };
                 let mut out = line;
                 out.extend_from_slice(b"\r\n");
@@ -405,9 +408,13 @@ impl Source for TlsSource<'_> {
     }
 }
 
+/// A DNS message's header fields and questions (name, type).
+pub type Questions = (u16, u8, bool, Vec<Question>);
+pub type Question = (Vec<u8>, u16);
+
 /// Question names of a DNS message over UDP (the detector's own minimal reading, used
 /// until a DNS analyzer hands messages over).
-pub fn dns_questions(p: &[u8]) -> Option<(u16, u8, bool, Vec<(Vec<u8>, u16)>)> {
+pub fn dns_questions(p: &[u8]) -> Option<Questions> {
     if p.len() < 12 {
         return None;
     }
@@ -450,7 +457,10 @@ mod tests {
 
     #[test]
     fn uri_normalization() {
-        assert_eq!(normalize_uri(b"/a/./b/../c%2ehtml?x=%41+b"), b"/a/c.html?x=A b");
+        assert_eq!(
+            normalize_uri(b"/a/./b/../c%2ehtml?x=%41+b"),
+            b"/a/c.html?x=A b"
+        );
         assert_eq!(normalize_uri(b"http://Host:80/x/y"), b"/x/y");
         assert_eq!(normalize_uri(b"/a/.."), b"/");
         assert_eq!(normalize_host(b"WWW.Example.com:8080"), b"www.example.com");

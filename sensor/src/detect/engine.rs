@@ -45,8 +45,12 @@ pub trait Source {
     /// Calls `f` on each instance of `buf` (most buffers have one; `tls.certs` and the
     /// payload with its stream window may have several) until it returns true. `f`'s second
     /// argument is the stream window's already-inspected prefix length, if any.
-    fn any(&self, buf: Buf, sel: PayloadSel, f: &mut dyn FnMut(&[u8], Option<usize>) -> bool)
-        -> bool;
+    fn any(
+        &self,
+        buf: Buf,
+        sel: PayloadSel,
+        f: &mut dyn FnMut(&[u8], Option<usize>) -> bool,
+    ) -> bool;
 }
 
 /// Packet and flow facts the header, flow and packet keywords check.
@@ -88,6 +92,12 @@ pub struct Compiled {
     pub rules: Vec<Rule>,
     points: Vec<PointIndex>,
 }
+
+/// A rule's fast pattern at an inspection point: buffer, transforms, bytes, rule index.
+type PatEntry = (Buf, Vec<Transform>, Vec<u8>, u32);
+/// Patterns of one (buffer, transforms) pair and the rules of each.
+type PatGroup = (Buf, Vec<Transform>, Vec<Vec<u8>>, Vec<Vec<u32>>);
+type PatKey = (Buf, Vec<Transform>, Vec<u8>);
 
 /// Reusable per-inspection scratch space.
 #[derive(Default)]
@@ -209,7 +219,7 @@ impl Compiled {
     /// Sorts the rules into evaluation order and builds the prefilters.
     pub fn build(mut rules: Vec<Rule>) -> Compiled {
         rules.sort_by_key(rank);
-        let mut pats: Vec<Vec<(Buf, Vec<Transform>, Vec<u8>, u32)>> = vec![Vec::new(); POINTS];
+        let mut pats: Vec<Vec<PatEntry>> = vec![Vec::new(); POINTS];
         let mut points: Vec<PointIndex> = (0..POINTS).map(|_| PointIndex::default()).collect();
         for (ri, r) in rules.iter().enumerate() {
             let fp = fast_pattern(r);
@@ -219,7 +229,12 @@ impl Compiled {
                 match &fp {
                     Some((li, bytes)) => {
                         let l = &r.lists[*li];
-                        pats[p as usize].push((l.buf, l.transforms.clone(), bytes.clone(), ri as u32))
+                        pats[p as usize].push((
+                            l.buf,
+                            l.transforms.clone(),
+                            bytes.clone(),
+                            ri as u32,
+                        ))
                     }
                     None => pi.always.push(ri as u32),
                 }
@@ -227,8 +242,8 @@ impl Compiled {
         }
         for (p, list) in pats.into_iter().enumerate() {
             // Group by (buffer, transforms), deduplicating patterns.
-            let mut groups: Vec<(Buf, Vec<Transform>, Vec<Vec<u8>>, Vec<Vec<u32>>)> = Vec::new();
-            let mut index: std::collections::HashMap<(Buf, Vec<Transform>, Vec<u8>), (usize, usize)> =
+            let mut groups: Vec<PatGroup> = Vec::new();
+            let mut index: std::collections::HashMap<PatKey, (usize, usize)> =
                 std::collections::HashMap::new();
             for (buf, tr, bytes, ri) in list {
                 let key = (buf, tr.clone(), bytes.clone());
@@ -423,13 +438,14 @@ fn packet_matches(r: &Rule, f: &Facts<'_>) -> bool {
                     PacketCheck::IcmpId(v) | PacketCheck::IcmpSeq(v) => match &l.transport {
                         Transport::Icmp(i) => {
                             // Only echo request/reply carry an id and sequence number.
-                            let echo = matches!(
-                                (i.v6, i.icmp_type),
-                                (false, 0 | 8) | (true, 128 | 129)
-                            );
-                            let at = if matches!(c, PacketCheck::IcmpId(_)) { 4 } else { 6 };
-                            echo && i.header.get(at..at + 2)
-                                == Some(&v.to_be_bytes()[..])
+                            let echo =
+                                matches!((i.v6, i.icmp_type), (false, 0 | 8) | (true, 128 | 129));
+                            let at = if matches!(c, PacketCheck::IcmpId(_)) {
+                                4
+                            } else {
+                                6
+                            };
+                            echo && i.header.get(at..at + 2) == Some(&v.to_be_bytes()[..])
                         }
                         _ => false,
                     },
@@ -493,13 +509,11 @@ pub fn flowbits_apply(r: &Rule, bits: &mut Vec<u32>) -> bool {
     let mut ok = true;
     for op in &r.flowbits {
         match op {
-            FlowbitOp::Set(i) => {
-                if !bits.contains(i) {
-                    if bits.len() >= MAX_FLOWBITS {
-                        ok = false;
-                    } else {
-                        bits.push(*i);
-                    }
+            FlowbitOp::Set(i) if !bits.contains(i) => {
+                if bits.len() >= MAX_FLOWBITS {
+                    ok = false;
+                } else {
+                    bits.push(*i);
                 }
             }
             FlowbitOp::Unset(i) => bits.retain(|b| b != i),

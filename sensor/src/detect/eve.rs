@@ -204,7 +204,11 @@ pub fn render(c: &AlertCtx<'_>, rule_part: &str, action: &str) -> String {
     let _ = write!(
         s,
         ",\"direction\":\"{}\"",
-        if c.to_server { "to_server" } else { "to_client" }
+        if c.to_server {
+            "to_server"
+        } else {
+            "to_client"
+        }
     );
     let _ = write!(
         s,
@@ -212,7 +216,11 @@ pub fn render(c: &AlertCtx<'_>, rule_part: &str, action: &str) -> String {
         c.flow_pkts[0], c.flow_pkts[1], c.flow_bytes[0], c.flow_bytes[1]
     );
     timestamp(&mut s, c.flow_start);
-    let _ = write!(s, "\",\"src_ip\":\"{}\",\"dest_ip\":\"{}\"", c.client.0, c.server.0);
+    let _ = write!(
+        s,
+        "\",\"src_ip\":\"{}\",\"dest_ip\":\"{}\"",
+        c.client.0, c.server.0
+    );
     if ports {
         let _ = write!(
             s,

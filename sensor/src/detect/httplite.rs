@@ -30,11 +30,7 @@ impl Msg {
     pub fn parts(&self) -> Parts<'_> {
         Parts {
             m: self,
-            headers: self
-                .headers
-                .iter()
-                .map(|(n, v)| (&n[..], &v[..]))
-                .collect(),
+            headers: self.headers.iter().map(|(n, v)| (&n[..], &v[..])).collect(),
         }
     }
 }
@@ -91,13 +87,21 @@ pub struct HttpLite {
 }
 
 fn trim(b: &[u8]) -> &[u8] {
-    let s = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let e = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(s, |e| e + 1);
+    let s = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let e = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(s, |e| e + 1);
     &b[s..e.max(s)]
 }
 
 fn parse_head(head: &[u8], request: bool) -> Option<(Msg, Body)> {
-    let mut lines = head.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let mut lines = head
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
     let first = trim(lines.next()?);
     // Runs of blanks separate the parts (servers accept `POST  /  HTTP/1.0`).
     let toks: Vec<&[u8]> = first
@@ -125,7 +129,11 @@ fn parse_head(head: &[u8], request: bool) -> Option<(Msg, Body)> {
             .windows(code.len().max(1))
             .position(|w| w == code)
             .map_or(first.len(), |p| p + code.len());
-        (v.to_vec(), code.to_vec(), trim(&first[rest_at.min(first.len())..]).to_vec())
+        (
+            v.to_vec(),
+            code.to_vec(),
+            trim(&first[rest_at.min(first.len())..]).to_vec(),
+        )
     };
     let mut m = Msg {
         line: [a, b, c],
@@ -136,7 +144,8 @@ fn parse_head(head: &[u8], request: bool) -> Option<(Msg, Body)> {
             continue;
         }
         if let Some(p) = l.iter().position(|&b| b == b':') {
-            m.headers.push((trim(&l[..p]).to_vec(), trim(&l[p + 1..]).to_vec()));
+            m.headers
+                .push((trim(&l[..p]).to_vec(), trim(&l[p + 1..]).to_vec()));
         }
     }
     let hv = |name: &[u8]| {
@@ -145,11 +154,15 @@ fn parse_head(head: &[u8], request: bool) -> Option<(Msg, Body)> {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.clone())
     };
-    let body = if hv(b"transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().windows(7).any(|w| w == b"chunked")) {
-        Body::Chunked(None)
-    } else if let Some(n) = hv(b"content-length")
-        .and_then(|v| std::str::from_utf8(&v).ok().and_then(|s| s.trim().parse::<usize>().ok()))
+    let body = if hv(b"transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().windows(7).any(|w| w == b"chunked"))
     {
+        Body::Chunked(None)
+    } else if let Some(n) = hv(b"content-length").and_then(|v| {
+        std::str::from_utf8(&v)
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+    }) {
         Body::Length(n)
     } else {
         Body::None
@@ -205,7 +218,10 @@ impl HttpLite {
                 st.buf.drain(..end + 4);
                 // Stray line ends between messages.
                 let head_trim = {
-                    let s = head.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(head.len());
+                    let s = head
+                        .iter()
+                        .position(|&b| b != b'\r' && b != b'\n')
+                        .unwrap_or(head.len());
                     &head[s..]
                 };
                 match parse_head(head_trim, d == 0) {
@@ -309,7 +325,10 @@ mod tests {
     #[test]
     fn request_and_chunked_response() {
         let mut h = HttpLite::default();
-        let ev = h.feed(0, b"GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nab");
+        let ev = h.feed(
+            0,
+            b"GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nab",
+        );
         assert!(ev.is_empty());
         let ev = h.feed(0, b"c");
         match &ev[..] {

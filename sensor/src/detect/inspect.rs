@@ -188,7 +188,10 @@ impl Ctx<'_, '_> {
                 };
                 // A jump before the buffer lands on its start (as Suricata does); past its
                 // end is no match.
-                let to = from.saturating_add(jump).saturating_add(b.post_offset).max(0);
+                let to = from
+                    .saturating_add(jump)
+                    .saturating_add(b.post_offset)
+                    .max(0);
                 if to as usize >= len {
                     return false;
                 }
@@ -437,12 +440,24 @@ mod tests {
     #[test]
     fn relative_content_backtracks() {
         // The first "a" is followed by "c" only at its second occurrence.
-        assert!(hit(r#"content:"a"; content:"c"; distance:0; within:1;"#, b"abac"));
-        assert!(!hit(r#"content:"a"; content:"c"; distance:0; within:1;"#, b"abab"));
-        assert!(hit(r#"content:"a"; content:"c"; distance:1; within:1;"#, b"abc"));
+        assert!(hit(
+            r#"content:"a"; content:"c"; distance:0; within:1;"#,
+            b"abac"
+        ));
+        assert!(!hit(
+            r#"content:"a"; content:"c"; distance:0; within:1;"#,
+            b"abab"
+        ));
+        assert!(hit(
+            r#"content:"a"; content:"c"; distance:1; within:1;"#,
+            b"abc"
+        ));
         assert!(!hit(r#"content:"a"; content:"c"; distance:2;"#, b"abc"));
         // Negative distance looks back.
-        assert!(hit(r#"content:"c"; content:"a"; distance:-3; within:1;"#, b"abc"));
+        assert!(hit(
+            r#"content:"c"; content:"a"; distance:-3; within:1;"#,
+            b"abc"
+        ));
         // A match in the already-inspected part of a stream window does not count.
         let l = list(r#"content:"ab";"#);
         assert!(!inspect(&l, b"abxx", &mut [0; 8], Some(2)));
@@ -471,26 +486,61 @@ mod tests {
     #[test]
     fn byte_ops() {
         // byte_test with bitmask, as the suricata-verify bytetest case does.
-        assert!(hit(r#"content:"HTTP"; byte_test:1,=,0x9,0,bitmask 0xf8;"#, b"HTTP"));
-        assert!(hit(r#"content:"HTTP"; byte_test:2,=,0x90a,0,bitmask 0xf8f8;"#, b"HTTP"));
-        assert!(hit(r#"content:"x"; byte_test:2,>,255,0,relative;"#, b"x\x01\x00"));
-        assert!(!hit(r#"content:"x"; byte_test:2,>,255,0,relative,little;"#, b"x\x01\x00"));
-        assert!(hit(r#"content:"x"; byte_test:3,=,123,0,relative,string,dec;"#, b"x123"));
-        assert!(hit(r#"content:"x"; byte_test:1,!&,0x80,0,relative;"#, b"x\x7f"));
+        assert!(hit(
+            r#"content:"HTTP"; byte_test:1,=,0x9,0,bitmask 0xf8;"#,
+            b"HTTP"
+        ));
+        assert!(hit(
+            r#"content:"HTTP"; byte_test:2,=,0x90a,0,bitmask 0xf8f8;"#,
+            b"HTTP"
+        ));
+        assert!(hit(
+            r#"content:"x"; byte_test:2,>,255,0,relative;"#,
+            b"x\x01\x00"
+        ));
+        assert!(!hit(
+            r#"content:"x"; byte_test:2,>,255,0,relative,little;"#,
+            b"x\x01\x00"
+        ));
+        assert!(hit(
+            r#"content:"x"; byte_test:3,=,123,0,relative,string,dec;"#,
+            b"x123"
+        ));
+        assert!(hit(
+            r#"content:"x"; byte_test:1,!&,0x80,0,relative;"#,
+            b"x\x7f"
+        ));
         // byte_jump: length 2 then "end".
-        assert!(hit(r#"content:"x"; byte_jump:1,0,relative; content:"end"; within:3;"#, b"x\x02..end"));
-        assert!(!hit(r#"content:"x"; byte_jump:1,0,relative; content:"end"; within:3;"#, b"x\x03..end"));
+        assert!(hit(
+            r#"content:"x"; byte_jump:1,0,relative; content:"end"; within:3;"#,
+            b"x\x02..end"
+        ));
+        assert!(!hit(
+            r#"content:"x"; byte_jump:1,0,relative; content:"end"; within:3;"#,
+            b"x\x03..end"
+        ));
         // The suricata-verify byte_jump from_end case.
         let q = b"Question?13When will the pandemic end?";
-        assert!(hit(r#"content:"Question?"; byte_jump:2,0,relative,string,from_end,post_offset -26; content:"pandemic"; distance:0;"#, q));
+        assert!(hit(
+            r#"content:"Question?"; byte_jump:2,0,relative,string,from_end,post_offset -26; content:"pandemic"; distance:0;"#,
+            q
+        ));
         // byte_extract feeds a later distance.
-        assert!(hit(r#"content:"x"; byte_extract:1,0,n,relative; content:"z"; distance:n; within:1;"#, b"x\x02abz"));
-        assert!(!hit(r#"content:"x"; byte_extract:1,0,n,relative; content:"z"; distance:n; within:1;"#, b"x\x01abz"));
+        assert!(hit(
+            r#"content:"x"; byte_extract:1,0,n,relative; content:"z"; distance:n; within:1;"#,
+            b"x\x02abz"
+        ));
+        assert!(!hit(
+            r#"content:"x"; byte_extract:1,0,n,relative; content:"z"; distance:n; within:1;"#,
+            b"x\x01abz"
+        ));
     }
 
     #[test]
     fn backtracking_is_bounded() {
-        let ms = list(r#"content:"a"; content:"a"; distance:0; content:"a"; distance:0; content:"b"; distance:0;"#);
+        let ms = list(
+            r#"content:"a"; content:"a"; distance:0; content:"a"; distance:0; content:"b"; distance:0;"#,
+        );
         let buf = vec![b'a'; 4096];
         // Returns (false) quickly instead of exploring every combination.
         assert!(!inspect(&ms, &buf, &mut [0; 8], None));
@@ -498,10 +548,19 @@ mod tests {
 
     #[test]
     fn transforms() {
-        assert_eq!(&*transform(b"Evil.COM", &[Transform::ToLowercase]), b"evil.com");
+        assert_eq!(
+            &*transform(b"Evil.COM", &[Transform::ToLowercase]),
+            b"evil.com"
+        );
         assert_eq!(&*transform(b"a.b", &[Transform::DotPrefix]), b".a.b");
-        assert_eq!(&*transform(b"a \t b", &[Transform::CompressWhitespace]), b"a b");
+        assert_eq!(
+            &*transform(b"a \t b", &[Transform::CompressWhitespace]),
+            b"a b"
+        );
         assert_eq!(&*transform(b"a \t b", &[Transform::StripWhitespace]), b"ab");
-        assert_eq!(&*transform(b"%2e%2E/+%zz%4", &[Transform::UrlDecode]), b"../ %zz%4");
+        assert_eq!(
+            &*transform(b"%2e%2E/+%zz%4", &[Transform::UrlDecode]),
+            b"../ %zz%4"
+        );
     }
 }

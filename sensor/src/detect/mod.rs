@@ -150,8 +150,8 @@ impl RuleSet {
         let vars = vars_of(cfg)?;
         let classes = match &cfg.classification_file {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| format!("{}: {e}", p.display()))?;
+                let text =
+                    std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
                 let (m, errs) = vars::parse_classification(&text);
                 for e in errs {
                     log::warn!("{}: {e}", p.display());
@@ -163,9 +163,15 @@ impl RuleSet {
         let mut texts = Vec::new();
         for f in &files {
             let t = std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?;
-            texts.push((f.display().to_string(), String::from_utf8_lossy(&t).into_owned()));
+            texts.push((
+                f.display().to_string(),
+                String::from_utf8_lossy(&t).into_owned(),
+            ));
         }
-        let refs: Vec<(&str, &str)> = texts.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let refs: Vec<(&str, &str)> = texts
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
         let mut rs = RuleSet::from_texts(&refs, &vars, &classes);
         rs.report.files = files;
         rs.report.load_millis = started.elapsed().as_millis();
@@ -375,7 +381,11 @@ fn endpoints(v: &PacketView<'_, '_>) -> ((IpAddr, u16), (IpAddr, u16)) {
 fn client_of(v: &PacketView<'_, '_>) -> (IpAddr, u16) {
     let (src, dst) = endpoints(v);
     match &v.layer.transport {
-        Transport::Tcp(t) if t.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN | tcp_flags::ACK => dst,
+        Transport::Tcp(t)
+            if t.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN | tcp_flags::ACK =>
+        {
+            dst
+        }
         _ => src,
     }
 }
@@ -552,8 +562,10 @@ impl Detector {
                 fs.app_final = true;
             }
         }
-        if matches!(v.transport, Transport4::Udp | Transport4::Icmp | Transport4::Other)
-            && fs.app.is_none()
+        if matches!(
+            v.transport,
+            Transport4::Udp | Transport4::Icmp | Transport4::Other
+        ) && fs.app.is_none()
             && !fs.app_final
             && fs.seen == [true, true]
         {
@@ -731,7 +743,14 @@ impl Detector {
         };
         let obj = http_obj(Some(req), None, v);
         let tx = self.next_tx(v);
-        self.run(Point::HttpRequest, v, &base, &src, Some((Some(tx), obj)), out);
+        self.run(
+            Point::HttpRequest,
+            v,
+            &base,
+            &src,
+            Some((Some(tx), obj)),
+            out,
+        );
     }
 
     /// An HTTP response has been parsed, with its request when known.
@@ -757,11 +776,23 @@ impl Detector {
             .get(&v.slot)
             .map(|f| f.tx.saturating_sub(1))
             .unwrap_or(0);
-        self.run(Point::HttpResponse, v, &base, &src, Some((Some(tx), obj)), out);
+        self.run(
+            Point::HttpResponse,
+            v,
+            &base,
+            &src,
+            Some((Some(tx), obj)),
+            out,
+        );
     }
 
     /// A DNS message has been parsed (queries are inspected; responses are ignored).
-    pub fn on_dns(&mut self, v: &PacketView<'_, '_>, msg: &DnsMessage<'_>, out: &mut dyn RecordSink) {
+    pub fn on_dns(
+        &mut self,
+        v: &PacketView<'_, '_>,
+        msg: &DnsMessage<'_>,
+        out: &mut dyn RecordSink,
+    ) {
         if msg.response {
             return;
         }
@@ -963,9 +994,11 @@ impl Detector {
             ts: v.ts,
             flow_id,
             in_iface: self.in_iface.as_deref(),
-            pcap_cnt: self
-                .pcap_cnt
-                .then(|| self.stats.packets_read.load(std::sync::atomic::Ordering::Relaxed)),
+            pcap_cnt: self.pcap_cnt.then(|| {
+                self.stats
+                    .packets_read
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            }),
             vlan: v.frame.vlan,
             src: f.src,
             dst: f.dst,
@@ -1009,8 +1042,16 @@ fn packet_only<'a>(v: &'a PacketView<'_, '_>) -> PacketSource<'a> {
 /// The application protocol a connection's first payload shows.
 fn detect_app(v: &PacketView<'_, '_>, p: &[u8], client: (IpAddr, u16)) -> Option<AppProto> {
     const METHODS: &[&[u8]] = &[
-        b"GET ", b"POST ", b"HEAD ", b"PUT ", b"DELETE ", b"OPTIONS ", b"CONNECT ", b"TRACE ",
-        b"PATCH ", b"PROPFIND ",
+        b"GET ",
+        b"POST ",
+        b"HEAD ",
+        b"PUT ",
+        b"DELETE ",
+        b"OPTIONS ",
+        b"CONNECT ",
+        b"TRACE ",
+        b"PATCH ",
+        b"PROPFIND ",
     ];
     let (src, dst) = endpoints(v);
     let server = if src == client { dst } else { src };
@@ -1034,7 +1075,10 @@ fn detect_app(v: &PacketView<'_, '_>, p: &[u8], client: (IpAddr, u16)) -> Option
             }
             let resp_port = server.1;
             if p.starts_with(b"220") || p.starts_with(b"EHLO") || p.starts_with(b"HELO") {
-                if matches!(resp_port, 25 | 587 | 465) || p.starts_with(b"EHLO") || p.starts_with(b"HELO") {
+                if matches!(resp_port, 25 | 587 | 465)
+                    || p.starts_with(b"EHLO")
+                    || p.starts_with(b"HELO")
+                {
                     return Some(AppProto::Smtp);
                 }
                 if resp_port == 21 {
@@ -1053,7 +1097,11 @@ fn detect_app(v: &PacketView<'_, '_>, p: &[u8], client: (IpAddr, u16)) -> Option
     }
 }
 
-fn http_obj(req: Option<&HttpRequest<'_>>, resp: Option<&HttpResponse<'_>>, v: &PacketView<'_, '_>) -> Option<String> {
+fn http_obj(
+    req: Option<&HttpRequest<'_>>,
+    resp: Option<&HttpResponse<'_>>,
+    v: &PacketView<'_, '_>,
+) -> Option<String> {
     use std::fmt::Write as _;
     let mut s = String::from("\"http\":{");
     let mut first = true;
@@ -1081,7 +1129,11 @@ fn http_obj(req: Option<&HttpRequest<'_>>, resp: Option<&HttpResponse<'_>>, v: &
         }
         field(&mut s, "url", r.uri);
         for (hn, key) in [("user-agent", "http_user_agent"), ("referer", "http_refer")] {
-            if let Some((_, val)) = r.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(hn.as_bytes())) {
+            if let Some((_, val)) = r
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(hn.as_bytes()))
+            {
                 field(&mut s, key, val);
             }
         }
@@ -1141,7 +1193,12 @@ fn dns_obj(m: &DnsMessage<'_>) -> Option<String> {
         }
         let _ = write!(s, "{{\"type\":\"query\",\"id\":{},\"rrname\":", m.id);
         eve::jbytes(&mut s, name);
-        let _ = write!(s, ",\"rrtype\":\"{}\",\"opcode\":{}}}", rrtype_name(*t), m.opcode);
+        let _ = write!(
+            s,
+            ",\"rrtype\":\"{}\",\"opcode\":{}}}",
+            rrtype_name(*t),
+            m.opcode
+        );
     }
     s.push_str("]}");
     Some(s)

@@ -230,7 +230,7 @@ pub fn parse_content_bytes(s: &str) -> PResult<Vec<u8>> {
         if c == '|' {
             if in_hex {
                 let digits: String = hex.chars().filter(|c| !c.is_whitespace()).collect();
-                if digits.len() % 2 != 0 {
+                if !digits.len().is_multiple_of(2) {
                     return invalid(format!("odd hex digits in content |{hex}|"));
                 }
                 for i in (0..digits.len()).step_by(2) {
@@ -1016,8 +1016,13 @@ impl<'n> Builder<'n> {
                 _ => true,
             };
             if !ok {
-                if app.is_some_and(|a| !matches!(a, AppProto::Http | AppProto::Dns | AppProto::Tls)) {
-                    return unsupported(format!("{:?} buffer on {:?}", l.buf, app.unwrap_or(AppProto::Http)));
+                if app.is_some_and(|a| !matches!(a, AppProto::Http | AppProto::Dns | AppProto::Tls))
+                {
+                    return unsupported(format!(
+                        "{:?} buffer on {:?}",
+                        l.buf,
+                        app.unwrap_or(AppProto::Http)
+                    ));
                 }
                 return invalid(format!("buffer {:?} in a rule for {:?}", l.buf, app));
             }
@@ -1186,8 +1191,10 @@ mod tests {
 
     #[test]
     fn legacy_modifiers_move_content() {
-        let r = parse(r#"alert tcp any any -> any any (content:"foo"; http_uri; content:"bar"; sid:1;)"#)
-            .unwrap();
+        let r = parse(
+            r#"alert tcp any any -> any any (content:"foo"; http_uri; content:"bar"; sid:1;)"#,
+        )
+        .unwrap();
         assert_eq!(r.lists.len(), 2);
         assert!(r.lists.iter().any(|l| l.buf == Buf::HttpUri));
         assert!(r.lists.iter().any(|l| l.buf == Buf::Payload));

@@ -131,7 +131,7 @@ pub fn translate(p: &str) -> Result<String, ParseError> {
                             i += 1;
                             k += 1;
                         }
-                        out.push_str(&format!("\\x{{{v:x}}}"));
+                        out.push_str(&byte_escape(v));
                     }
                     'x' => {
                         if chars.get(i) == Some(&'{') {
@@ -141,18 +141,20 @@ pub fn translate(p: &str) -> Result<String, ParseError> {
                             };
                             let hex: String = chars[i + 1..i + close].iter().collect();
                             i += close + 1;
-                            out.push_str(&format!("\\x{{{hex}}}"));
+                            let v = u32::from_str_radix(&hex, 16)
+                                .map_err(|_| ParseError::Invalid("pcre: bad \\x{".into()))?;
+                            if v > 0xff {
+                                return unsupported("code point escape");
+                            }
+                            out.push_str(&byte_escape(v));
                         } else {
                             let mut hex = String::new();
-                            while hex.len() < 2 && i < chars.len() && chars[i].is_ascii_hexdigit()
-                            {
+                            while hex.len() < 2 && i < chars.len() && chars[i].is_ascii_hexdigit() {
                                 hex.push(chars[i]);
                                 i += 1;
                             }
-                            if hex.is_empty() {
-                                hex.push('0');
-                            }
-                            out.push_str(&format!("\\x{{{hex}}}"));
+                            let v = u32::from_str_radix(&hex, 16).unwrap_or(0);
+                            out.push_str(&byte_escape(v));
                         }
                     }
                     'Q' => {
@@ -280,6 +282,12 @@ pub fn translate(p: &str) -> Result<String, ParseError> {
         i += 1;
     }
     Ok(out)
+}
+
+/// A byte escape: `\xHH` (two digits) is a raw byte when Unicode is off, `\x{..}` would be
+/// a code point.
+fn byte_escape(v: u32) -> String {
+    format!("\\x{v:02X}")
 }
 
 fn char_offset(chars: &[char], i: usize) -> usize {

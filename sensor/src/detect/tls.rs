@@ -161,7 +161,10 @@ fn grease(v: u16) -> bool {
 }
 
 fn join16(vals: impl Iterator<Item = u16>) -> String {
-    let v: Vec<String> = vals.filter(|v| !grease(*v)).map(|v| v.to_string()).collect();
+    let v: Vec<String> = vals
+        .filter(|v| !grease(*v))
+        .map(|v| v.to_string())
+        .collect();
     v.join("-")
 }
 

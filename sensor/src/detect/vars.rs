@@ -111,10 +111,14 @@ impl AddrExpr {
                 IpAddr::V6(_) => false,
             },
             AddrExpr::Not(e) => !e.matches(ip),
-            AddrExpr::Group(items) => group_matches(items, |e| e.matches(ip), |e| match e {
-                AddrExpr::Not(inner) => Some(inner),
-                _ => None,
-            }),
+            AddrExpr::Group(items) => group_matches(
+                items,
+                |e| e.matches(ip),
+                |e| match e {
+                    AddrExpr::Not(inner) => Some(inner),
+                    _ => None,
+                },
+            ),
         }
     }
 
@@ -163,10 +167,14 @@ impl PortExpr {
             PortExpr::Any => true,
             PortExpr::Range(a, b) => (*a..=*b).contains(&port),
             PortExpr::Not(e) => !e.matches(port),
-            PortExpr::Group(items) => group_matches(items, |e| e.matches(port), |e| match e {
-                PortExpr::Not(inner) => Some(inner),
-                _ => None,
-            }),
+            PortExpr::Group(items) => group_matches(
+                items,
+                |e| e.matches(port),
+                |e| match e {
+                    PortExpr::Not(inner) => Some(inner),
+                    _ => None,
+                },
+            ),
         }
     }
 
@@ -208,7 +216,11 @@ fn parse_addr(s: &str, vars: &Vars, depth: usize) -> Result<AddrExpr, String> {
         return Err("address variables nest too deep".into());
     }
     if let Some(rest) = s.strip_prefix('!') {
-        return Ok(AddrExpr::Not(Box::new(parse_addr(rest.trim(), vars, depth)?)));
+        return Ok(AddrExpr::Not(Box::new(parse_addr(
+            rest.trim(),
+            vars,
+            depth,
+        )?)));
     }
     if let Some(body) = s.strip_prefix('[') {
         let body = body
@@ -253,7 +265,11 @@ fn parse_ports(s: &str, vars: &Vars, depth: usize) -> Result<PortExpr, String> {
         return Err("port variables nest too deep".into());
     }
     if let Some(rest) = s.strip_prefix('!') {
-        return Ok(PortExpr::Not(Box::new(parse_ports(rest.trim(), vars, depth)?)));
+        return Ok(PortExpr::Not(Box::new(parse_ports(
+            rest.trim(),
+            vars,
+            depth,
+        )?)));
     }
     if let Some(body) = s.strip_prefix('[') {
         let body = body
@@ -276,7 +292,9 @@ fn parse_ports(s: &str, vars: &Vars, depth: usize) -> Result<PortExpr, String> {
         return Ok(PortExpr::Any);
     }
     let num = |t: &str| -> Result<u16, String> {
-        t.trim().parse::<u16>().map_err(|_| format!("bad port {s:?}"))
+        t.trim()
+            .parse::<u16>()
+            .map_err(|_| format!("bad port {s:?}"))
     };
     if let Some((a, b)) = s.split_once(':') {
         let lo = if a.trim().is_empty() { 0 } else { num(a)? };
@@ -325,7 +343,10 @@ pub fn parse_classification(text: &str) -> (HashMap<String, Classtype>, Vec<Stri
                 }
                 Err(_) => errors.push(format!("line {}: bad priority {prio:?}", n + 1)),
             },
-            _ => errors.push(format!("line {}: expected name,description,priority", n + 1)),
+            _ => errors.push(format!(
+                "line {}: expected name,description,priority",
+                n + 1
+            )),
         }
     }
     (map, errors)
