@@ -256,6 +256,9 @@ pub fn translate(p: &str) -> Result<String, ParseError> {
                 {
                     return unsupported("recursion");
                 }
+                if rest.starts_with("P=") {
+                    return unsupported("backreference");
+                }
                 if rest.starts_with('#') {
                     // A comment group: dropped.
                     while i < chars.len() && chars[i] != ')' {
@@ -272,6 +275,29 @@ pub fn translate(p: &str) -> Result<String, ParseError> {
             '+' if !in_class && was_quant => {
                 return unsupported("possessive quantifier");
             }
+            '{' if !in_class => {
+                // A counted repetition `{n}`, `{n,}`, `{n,m}`; PCRE takes any other `{`
+                // literally.
+                let close = chars[i..].iter().position(|&c| c == '}');
+                let body: String = close
+                    .map(|e| chars[i + 1..i + e].iter().collect())
+                    .unwrap_or_default();
+                let valid = close.is_some() && {
+                    let (a, b) = body.split_once(',').unwrap_or((&body, "0"));
+                    !a.is_empty()
+                        && a.chars().all(|c| c.is_ascii_digit())
+                        && b.chars().all(|c| c.is_ascii_digit())
+                };
+                if valid {
+                    let e = close.unwrap_or(0);
+                    out.extend(chars[i..=i + e].iter());
+                    i += e + 1;
+                    after_quant = true;
+                    continue;
+                }
+                out.push_str("\\{");
+            }
+            '}' if !in_class => out.push_str("\\}"),
             c if !in_class && is_quantifier(c) => {
                 out.push(c);
                 // `a+?` is lazy, not possessive: only a `+` directly after counts.
@@ -323,6 +349,9 @@ mod tests {
         assert!(p.pcre.re.is_match(b"]-a;"));
         let p = re(r#""/a+?b/""#);
         assert!(p.pcre.re.is_match(b"aab"));
+        // `{` that starts no counted repetition is a literal in PCRE.
+        let p = re(r#""/x{?a}{2}/""#);
+        assert!(p.pcre.re.is_match(b"x{a}}") && p.pcre.re.is_match(b"xa}}"));
     }
 
     #[test]
