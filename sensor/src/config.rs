@@ -446,6 +446,22 @@ mod tests {
     }
 
     #[test]
+    fn detect_section() {
+        let c = parse(
+            "[detect]\nrules = [\"a.rules\"]\nhome_net = \"[10.0.0.0/8]\"\nvars = { HTTP_PORTS = \"[80,8080]\" }\nmidstream = true\n",
+        )
+        .unwrap();
+        assert_eq!(c.detect.rules, vec!["a.rules".to_string()]);
+        assert!(c.detect.midstream);
+        let e = parse("[detect]\nhome_net = \"[10.0.0.0/33]\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("detect.home_net"), "{e}");
+        let e = parse("[detect]\nrule = []\n").unwrap_err().to_string();
+        assert!(e.contains("rule"), "{e}");
+    }
+
+    #[test]
     fn prefixes_match() {
         let p = Prefix::parse("10.0.0.0/8").unwrap();
         assert!(p.contains(&"10.1.2.3".parse().unwrap()));
