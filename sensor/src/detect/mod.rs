@@ -46,7 +46,7 @@ use vars::{Classtype, Vars};
 
 /// Bytes of earlier in-order data kept per direction, so that content split across segments
 /// still matches (the stream window).
-const STREAM_TAIL: usize = 1024;
+const STREAM_TAIL: usize = 256;
 /// Payload packets per direction inspected for the application protocol before giving up.
 const APP_PROBES: u8 = 4;
 
