@@ -42,6 +42,7 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub p0f: P0fConfig,
     pub yaf: YafConfig,
+    pub detect: DetectSection,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -314,6 +315,47 @@ impl Default for YafConfig {
     }
 }
 
+/// Signature detection (Suricata rules → eve.json).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectSection {
+    /// Detection runs when enabled and at least one rule file is configured.
+    pub enabled: bool,
+    /// Rule files, folders (their `*.rules`) or glob patterns.
+    pub rules: Vec<String>,
+    /// `classification.config` for alert categories and severities.
+    pub classification_file: Option<PathBuf>,
+    /// `$HOME_NET` in Suricata syntax, e.g. `"[10.0.0.0/8,192.168.0.0/16]"` (default: RFC 1918).
+    pub home_net: Option<String>,
+    /// `$EXTERNAL_NET` (default `"!$HOME_NET"`).
+    pub external_net: Option<String>,
+    /// Further address and port variables (`HTTP_PORTS = "[80,8080]"`).
+    pub vars: std::collections::BTreeMap<String, String>,
+    /// Treat TCP connections picked up without their handshake as established
+    /// (Suricata's `stream.midstream`).
+    pub midstream: bool,
+    /// Connections with detection state at once (flowbits, stream window, TLS handshake).
+    pub max_flows: usize,
+    /// Threshold/detection_filter entries at once.
+    pub max_threshold_entries: usize,
+}
+
+impl Default for DetectSection {
+    fn default() -> Self {
+        DetectSection {
+            enabled: true,
+            rules: Vec::new(),
+            classification_file: None,
+            home_net: None,
+            external_net: None,
+            vars: Default::default(),
+            midstream: false,
+            max_flows: 65_536,
+            max_threshold_entries: 65_536,
+        }
+    }
+}
+
 /// A network prefix for `local_nets`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Prefix {
@@ -523,6 +565,13 @@ impl Config {
         self.conn
             .local_prefixes()
             .map_err(|m| bad("conn.local_nets", m))?;
+        if self.detect.max_flows == 0 || self.detect.max_threshold_entries == 0 {
+            return Err(bad(
+                "detect.max_flows",
+                "detect.max_flows and detect.max_threshold_entries must be at least 1".into(),
+            ));
+        }
+        crate::detect::vars_of(&self.detect).map_err(|m| bad("detect.home_net", m))?;
         if self.yaf.max_flows == 0 || self.yaf.max_flows > (1 << 24) {
             return Err(bad(
                 "yaf.max_flows",
@@ -696,6 +745,22 @@ mod tests {
             (c.yaf.idle_timeout_secs, c.yaf.active_timeout_secs),
             (60, 1800)
         );
+    }
+
+    #[test]
+    fn detect_section() {
+        let c = parse(
+            "[detect]\nrules = [\"a.rules\"]\nhome_net = \"[10.0.0.0/8]\"\nvars = { HTTP_PORTS = \"[80,8080]\" }\nmidstream = true\n",
+        )
+        .unwrap();
+        assert_eq!(c.detect.rules, vec!["a.rules".to_string()]);
+        assert!(c.detect.midstream);
+        let e = parse("[detect]\nhome_net = \"[10.0.0.0/33]\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("detect.home_net"), "{e}");
+        let e = parse("[detect]\nrule = []\n").unwrap_err().to_string();
+        assert!(e.contains("rule"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod analyzers;
 pub mod capture;
 pub mod config;
 pub mod decode;
+pub mod detect;
 pub mod flow;
 pub mod logs;
 pub mod pipeline;

@@ -44,6 +44,20 @@ enum Cmd {
         /// Do not verify checksums (Zeek's -C).
         #[arg(short = 'C', long)]
         ignore_checksums: bool,
+        /// Suricata rule files to run against the capture (alerts go to eve.json).
+        #[arg(long, num_args = 1..)]
+        rules: Vec<String>,
+        /// Checksum checks as Suricata's -k: `none` or `all`.
+        #[arg(short = 'k', value_name = "none|all")]
+        checksum_mode: Option<String>,
+        /// Suricata-style settings (`stream.midstream=true`, `vars.address-groups.HOME_NET=...`).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Signature rule tools.
+    Rules {
+        #[command(subcommand)]
+        cmd: RulesCmd,
     },
     /// Capture live from the configured interface.
     Run {
@@ -71,6 +85,46 @@ enum Cmd {
     },
 }
 
+#[derive(Subcommand)]
+enum RulesCmd {
+    /// Parse rule files and print what loads and what is skipped, by reason.
+    Check {
+        /// Rule files, folders or globs (default: the config's detect.rules).
+        files: Vec<String>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Applies Suricata `--set KEY=VALUE` settings the sensor understands; others are warned about.
+fn apply_sets(cfg: &mut Config, sets: &[String]) -> Result<(), String> {
+    for s in sets {
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| format!("--set {s}: expected KEY=VALUE"))?;
+        let truthy = matches!(v, "true" | "yes" | "1" | "on");
+        if k == "stream.midstream" {
+            cfg.detect.midstream = truthy;
+        } else if let Some(name) = k
+            .strip_prefix("vars.address-groups.")
+            .or_else(|| k.strip_prefix("vars.port-groups."))
+        {
+            match name {
+                "HOME_NET" => cfg.detect.home_net = Some(v.to_string()),
+                "EXTERNAL_NET" => cfg.detect.external_net = Some(v.to_string()),
+                _ => {
+                    cfg.detect.vars.insert(name.to_string(), v.to_string());
+                }
+            }
+        } else if k == "classification-file" {
+            cfg.detect.classification_file = Some(PathBuf::from(v));
+        } else {
+            eprintln!("osect-sensor: warning: --set {k}: not used by this sensor");
+        }
+    }
+    Ok(())
+}
+
 /// Exit codes: 0 success, 1 runtime failure (unreadable capture, output error, a bundle not
 /// delivered), 2 bad invocation or configuration (nothing was started).
 fn main() -> ExitCode {
@@ -83,11 +137,30 @@ fn main() -> ExitCode {
             bundles,
             seed,
             ignore_checksums,
+            rules,
+            checksum_mode,
+            sets,
         } => {
             let mut cfg = match load_config(config.as_deref()) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
+            if !rules.is_empty() {
+                cfg.detect.rules = rules;
+                cfg.detect.enabled = true;
+            }
+            match checksum_mode.as_deref() {
+                None | Some("all") => {}
+                Some("none") => cfg.decode.verify_checksums = false,
+                Some(m) => {
+                    eprintln!("osect-sensor: -k {m}: expected none or all");
+                    return ExitCode::from(2);
+                }
+            }
+            if let Err(e) = apply_sets(&mut cfg, &sets) {
+                eprintln!("osect-sensor: {e}");
+                return ExitCode::from(2);
+            }
             if seed.is_some() {
                 cfg.conn.uid_seed = seed;
             }
@@ -124,6 +197,35 @@ fn main() -> ExitCode {
                 Err(e) => {
                     eprintln!("osect-sensor: {e}");
                     ExitCode::from(1)
+                }
+            }
+        }
+        Cmd::Rules {
+            cmd: RulesCmd::Check { files, config },
+        } => {
+            let mut cfg = match load_config(config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            if !files.is_empty() {
+                cfg.detect.rules = files;
+            }
+            if cfg.detect.rules.is_empty() {
+                eprintln!("osect-sensor: rules check: no rule files given");
+                return ExitCode::from(2);
+            }
+            match osect_sensor::detect::RuleSet::load(&cfg.detect) {
+                Ok(rs) => {
+                    println!("{}", rs.report);
+                    if rs.report.invalid.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                }
+                Err(e) => {
+                    eprintln!("osect-sensor: {e}");
+                    ExitCode::from(2)
                 }
             }
         }

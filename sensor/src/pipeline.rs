@@ -18,6 +18,7 @@ use crate::capture::reader::FileReader;
 use crate::capture::{CaptureError, RawPacket};
 use crate::config::Config;
 use crate::decode::{Decoder, Frame};
+use crate::detect::Detector;
 use crate::flow::FlowTable;
 use crate::logs::zeek::Utf8Policy;
 use crate::logs::{self, LogMsg, OutputMode};
@@ -45,6 +46,8 @@ pub enum PipelineError {
     WriterGone,
     #[error("upload: {0}")]
     Upload(#[from] crate::upload::UploadError),
+    #[error("rules: {0}")]
+    Rules(String),
 }
 
 /// Most connections with application-layer state at once (bounded further by the flow table).
@@ -97,9 +100,10 @@ impl PacketPath {
         stats: Arc<Stats>,
         tx: Sender<LogMsg>,
         interval: Option<Span>,
+        detector: Option<Detector>,
     ) -> PacketPath {
         let local = cfg.conn.local_prefixes().unwrap_or_default();
-        PacketPath {
+        let mut path = PacketPath {
             decoder: Decoder::new(cfg.decode.to_decode_config(), stats.clone()),
             flows: FlowTable::new(cfg.flow.clone(), cfg.conn.uid_seed, stats.clone()),
             analyzers: Analyzers::new(
@@ -115,7 +119,9 @@ impl PacketPath {
             intervals: interval.map(|len| Intervals { len, start: None }),
             tx,
             stats,
-        }
+        };
+        path.analyzers.detect = detector;
+        path
     }
 
     /// Closes intervals that end at or before `now` and opens the one holding `now`.
@@ -252,6 +258,28 @@ fn plain_spool(spool_dir: PathBuf, cfg: &Config, stats: Arc<Stats>) -> SpoolWork
     }
 }
 
+/// Loads the configured rule set, logging the load report; `Ok(None)` without rules.
+fn load_detector(cfg: &Config, stats: &Arc<Stats>) -> Result<Option<Detector>, PipelineError> {
+    let d = Detector::from_config(&cfg.detect, stats.clone()).map_err(PipelineError::Rules)?;
+    if let Some(d) = &d {
+        let r = d.report();
+        for e in &r.invalid {
+            log::warn!("rules: invalid: {e}");
+        }
+        for (reason, n) in &r.skipped {
+            log::info!("rules: skipped {n} ({reason})");
+        }
+        log::info!(
+            "rules: loaded {} of {} enabled rules from {} files in {} ms",
+            r.loaded,
+            r.enabled,
+            r.files.len(),
+            r.load_millis
+        );
+    }
+    Ok(d)
+}
+
 /// Result of a replay: counters and the first capture error, if any.
 pub struct ReplayReport {
     pub stats: crate::stats::StatsSnapshot,
@@ -268,6 +296,10 @@ pub fn replay(
     bundles: bool,
 ) -> Result<ReplayReport, PipelineError> {
     let stats = Arc::new(Stats::default());
+    let mut detector = load_detector(cfg, &stats)?;
+    if let Some(d) = detector.as_mut() {
+        d.set_pcap_cnt(true);
+    }
     let (mode, spool) = if bundles {
         let log_dir = out.join("logs");
         let spool_dir = cfg.spool.dir.clone().unwrap_or_else(|| out.join("spool"));
@@ -289,7 +321,7 @@ pub fn replay(
         spool.as_ref().map(|s| s.0.clone()),
     );
     let interval = bundles.then(|| Span::from_secs(cfg.output.interval_secs as i64));
-    let mut path = PacketPath::new(cfg, stats.clone(), tx, interval);
+    let mut path = PacketPath::new(cfg, stats.clone(), tx, interval, detector);
     let mut errors = Vec::new();
     let mut reader = FileReader::spawn(files.to_vec());
     while let Some(mut batch) = reader.next_batch() {
@@ -333,6 +365,10 @@ pub fn run_live(
     stop: Arc<AtomicBool>,
 ) -> Result<crate::stats::StatsSnapshot, PipelineError> {
     let stats = Arc::new(Stats::default());
+    let mut detector = load_detector(cfg, &stats)?;
+    if let (Some(d), Some(i)) = (detector.as_mut(), cfg.capture.interface.as_deref()) {
+        d.set_interface(i);
+    }
     let spool_dir = cfg.spool_dir().to_path_buf();
     for d in [&cfg.output.log_dir, &spool_dir] {
         std::fs::create_dir_all(d).map_err(|source| PipelineError::Output {
@@ -372,7 +408,7 @@ pub fn run_live(
         Some(stx.clone()),
     );
     let interval = Span::from_secs(cfg.output.interval_secs as i64);
-    let mut path = PacketPath::new(cfg, stats.clone(), tx, Some(interval));
+    let mut path = PacketPath::new(cfg, stats.clone(), tx, Some(interval), detector);
     log::info!(
         "capturing on {} (flow table {} entries x {} bytes)",
         cfg.capture.interface.as_deref().unwrap_or("?"),

@@ -165,6 +165,17 @@ counters! {
     yaf_flows_evicted,
     /// yaf flows of IP protocol 0 not written (the reference drops HOPOPT rows).
     yaf_hopopt_dropped,
+    // -- detect --
+    /// Rules that matched (before thresholds and noalert).
+    detect_matches,
+    /// Alerts written to eve.json.
+    detect_alerts,
+    /// Connections without detection state because its table was full.
+    detect_flows_full,
+    /// Flowbits not set because a connection already held the maximum.
+    detect_flowbits_full,
+    /// Threshold entries not tracked because the table was full.
+    detect_threshold_full,
 }
 
 impl Stats {

@@ -208,6 +208,8 @@ pub struct Analyzers {
     ot: ot::OtAnalyzers,
     stats: Arc<Stats>,
     frame_logs: frame_logs::FrameLogs,
+    /// Signature detection, when rules are configured.
+    pub detect: Option<crate::detect::Detector>,
 }
 
 impl Analyzers {
@@ -229,6 +231,7 @@ impl Analyzers {
             ot: ot::OtAnalyzers::new(stats.clone()),
             frame_logs: frame_logs::FrameLogs::without_p0f(stats.clone()),
             stats,
+            detect: None,
         }
     }
 
@@ -267,6 +270,11 @@ impl Analyzers {
 
 impl FlowSink for Analyzers {
     fn conn_row(&mut self, mut row: ConnSummary) {
+        if row.reason != RowReason::Interim {
+            if let Some(d) = self.detect.as_mut() {
+                d.conn_end(row.slot, row.uid);
+            }
+        }
         let out = self.out.as_mut();
         let st = if row.reason == RowReason::Interim {
             self.apps
@@ -293,6 +301,9 @@ impl FlowSink for Analyzers {
     }
 
     fn packet(&mut self, v: &PacketView<'_, '_>) {
+        if let Some(d) = self.detect.as_mut() {
+            d.on_packet(v, self.out.as_mut());
+        }
         if !self.ftp.is_empty() && self.ftp.take(v) {
             if let Some(st) = self.apps.entry(v.slot, v.uid) {
                 st.confirm("ftp-data");

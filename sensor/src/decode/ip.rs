@@ -391,6 +391,7 @@ pub(crate) fn transport<'a>(
                     code: u8_at(data, 1).ok_or(t)?,
                     payload_len: (wire - 8) as u32,
                     payload: tail(data, 8).unwrap_or(&[]),
+                    header: data.get(..8).unwrap_or(data),
                     checksum_ok: ok,
                 }),
                 bad_checksum: !ok,

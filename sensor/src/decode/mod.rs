@@ -145,6 +145,8 @@ pub struct IcmpMessage<'a> {
     pub payload_len: u32,
     /// Bytes after the 8-byte ICMP header, as captured.
     pub payload: &'a [u8],
+    /// The 8-byte ICMP header itself (echo id/sequence, router lifetimes...), as captured.
+    pub header: &'a [u8],
     pub checksum_ok: bool,
 }
 

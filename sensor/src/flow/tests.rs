@@ -225,6 +225,7 @@ fn icmp_echo_pairs_into_one_connection() {
             code: 0,
             payload_len: 56,
             payload: &[],
+            header: &[],
             checksum_ok: true,
         };
         let mut d = Decoded::new(Ts(i as i64 * 1000));
