@@ -5,9 +5,9 @@ SHELL := /bin/bash
 CARGO ?= cargo
 OUT ?= out
 SAMPLE ?= samples/sample.pcap
-APT_PACKAGES := libpcap-dev tcpreplay iproute2 zstd time
+APT_PACKAGES := libpcap-dev tcpreplay iproute2 zstd time nginx tshark p0f
 
-.PHONY: all deps build release run test unit conformance lint fmt bench clean \
+.PHONY: all deps build release run test unit conformance lint fmt bench fuzz clean \
 	deps-cross cross cross-build cross-smoke deps-image image qemu-test
 
 all: build
@@ -57,6 +57,16 @@ test: deps lint
 
 bench: deps
 	bash bench/run.sh
+
+# Coverage-guided fuzzing of every parser target in fuzz/ (libFuzzer + AddressSanitizer).
+# cargo-fuzz wants nightly; RUSTC_BOOTSTRAP lets the stable toolchain's sanitizer runtimes do.
+FUZZ_SECS ?= 60
+fuzz: deps
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	set -o pipefail; cd fuzz && for t in $$(RUSTC_BOOTSTRAP=1 $(CARGO) fuzz list); do \
+	  echo "== fuzz $$t ($(FUZZ_SECS) s)"; \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECS) 2>&1 | tail -2 || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean

@@ -37,6 +37,12 @@ pub struct Config {
     pub flow: FlowConfig,
     pub conn: ConnConfig,
     pub output: OutputConfig,
+    pub spool: SpoolConfig,
+    pub upload: UploadConfig,
+    pub retention: RetentionConfig,
+    pub p0f: P0fConfig,
+    pub yaf: YafConfig,
+    pub detect: DetectSection,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -171,6 +177,185 @@ impl Default for OutputConfig {
     }
 }
 
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolConfig {
+    /// Where bundles wait for upload; overrides `output.spool_dir`, and is where
+    /// `replay --bundles --config FILE` puts its bundles.
+    pub dir: Option<PathBuf>,
+}
+
+/// Path of the upload endpoint, appended to an `upload.url` given without one.
+pub const DEFAULT_UPLOAD_PATH: &str = "/paper/api/v1/createlogdata/post";
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadConfig {
+    /// `https://host[:port][/path]`; unset = no upload. A URL without a path gets
+    /// [`DEFAULT_UPLOAD_PATH`].
+    pub url: Option<String>,
+    /// PEM bundle of the CAs that may sign the server's certificate; unset = the Mozilla roots
+    /// built into the binary.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate chain, optionally followed by its private key.
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of the client certificate, when not in `client_cert`.
+    pub client_key: Option<PathBuf>,
+    /// `label_id` form field (tells apart sensors sharing one certificate).
+    pub label_id: String,
+    /// Longest a request may stall (connecting, sending, or waiting for the answer), seconds.
+    pub timeout_s: u32,
+    /// Bandwidth cap for bundle bodies, kilobits per second; 0 = no cap.
+    pub max_rate_kbps: u32,
+    /// Serial device of the LTE modem; when set, `AT` must be answered `OK` before a send.
+    pub modem_device: Option<PathBuf>,
+    /// Keep delivered bundles in `<spool>/sent/` for retention to age out (true), or delete
+    /// them and their interval folder right after delivery (false).
+    pub keep_sent: bool,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        UploadConfig {
+            url: None,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            label_id: String::new(),
+            timeout_s: 180,
+            max_rate_kbps: 0,
+            modem_device: None,
+            keep_sent: true,
+        }
+    }
+}
+
+/// Where p0f-k.log's fingerprint database comes from.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct P0fConfig {
+    /// A database in p0f v3's `p0f.fp` format. Unset means [`DEFAULT_FP_FILE`] if it exists
+    /// (p0f-k.log stays empty, with a warning, if it does not); set, it must load.
+    pub fp_file: Option<PathBuf>,
+    /// The loaded database (filled in by [`Config::load`] / [`Config::builtin`]).
+    #[serde(skip)]
+    pub database: Option<std::sync::Arc<crate::analyzers::p0f::Database>>,
+}
+
+/// Where the Debian `p0f` package (and the sensor image) install p0f's database.
+pub const DEFAULT_FP_FILE: &str = "/etc/p0f/p0f.fp";
+
+impl P0fConfig {
+    /// The database file in effect and whether the operator named it.
+    pub fn fp_path(&self) -> (PathBuf, bool) {
+        match &self.fp_file {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from(DEFAULT_FP_FILE), false),
+        }
+    }
+}
+
+impl UploadConfig {
+    /// The endpoint with the default path filled in (`None` when upload is off).
+    pub fn endpoint(&self) -> Option<String> {
+        let url = self.url.as_deref()?.trim();
+        let rest = url.strip_prefix("https://").unwrap_or(url);
+        Some(match rest.find('/') {
+            None => format!("{url}{DEFAULT_UPLOAD_PATH}"),
+            Some(i) if &rest[i..] == "/" => {
+                format!("{}{DEFAULT_UPLOAD_PATH}", &url[..url.len() - 1])
+            }
+            Some(_) => url.to_string(),
+        })
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Delivered bundles (and their interval folders) older than this are deleted; 0 = no
+    /// age limit.
+    pub max_age_days: u32,
+    /// The file system holding the spool is kept at or below this use (df's Use%).
+    pub max_disk_percent: u8,
+    /// Cap on the bytes the sensor's data (interval folders and bundles) occupies; 0 = none.
+    pub max_bytes: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            max_age_days: 7,
+            max_disk_percent: 70,
+            max_bytes: 0,
+        }
+    }
+}
+
+/// yaf_flow.log's flow table.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct YafConfig {
+    /// Flows of other IP protocols tracked at once; when full the flow idle the longest ends
+    /// with `rsrc`.
+    pub max_flows: usize,
+    /// A flow with no packet for longer than this ends (`idle`). YAF's default.
+    pub idle_timeout_secs: u32,
+    /// A flow older than this ends at its next packet (`active`). YAF's default.
+    pub active_timeout_secs: u32,
+}
+
+impl Default for YafConfig {
+    fn default() -> Self {
+        YafConfig {
+            max_flows: 4096,
+            idle_timeout_secs: 300,
+            active_timeout_secs: 1800,
+        }
+    }
+}
+
+/// Signature detection (Suricata rules → eve.json).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectSection {
+    /// Detection runs when enabled and at least one rule file is configured.
+    pub enabled: bool,
+    /// Rule files, folders (their `*.rules`) or glob patterns.
+    pub rules: Vec<String>,
+    /// `classification.config` for alert categories and severities.
+    pub classification_file: Option<PathBuf>,
+    /// `$HOME_NET` in Suricata syntax, e.g. `"[10.0.0.0/8,192.168.0.0/16]"` (default: RFC 1918).
+    pub home_net: Option<String>,
+    /// `$EXTERNAL_NET` (default `"!$HOME_NET"`).
+    pub external_net: Option<String>,
+    /// Further address and port variables (`HTTP_PORTS = "[80,8080]"`).
+    pub vars: std::collections::BTreeMap<String, String>,
+    /// Treat TCP connections picked up without their handshake as established
+    /// (Suricata's `stream.midstream`).
+    pub midstream: bool,
+    /// Connections with detection state at once (flowbits, stream window, TLS handshake).
+    pub max_flows: usize,
+    /// Threshold/detection_filter entries at once.
+    pub max_threshold_entries: usize,
+}
+
+impl Default for DetectSection {
+    fn default() -> Self {
+        DetectSection {
+            enabled: true,
+            rules: Vec::new(),
+            classification_file: None,
+            home_net: None,
+            external_net: None,
+            vars: Default::default(),
+            midstream: false,
+            max_flows: 65_536,
+            max_threshold_entries: 65_536,
+        }
+    }
+}
+
 /// A network prefix for `local_nets`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Prefix {
@@ -273,6 +458,11 @@ impl ConnConfig {
 }
 
 impl Config {
+    /// Where bundles are queued: `spool.dir`, else `output.spool_dir`.
+    pub fn spool_dir(&self) -> &Path {
+        self.spool.dir.as_deref().unwrap_or(&self.output.spool_dir)
+    }
+
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -282,14 +472,35 @@ impl Config {
         Config::parse(&text, path)
     }
 
-    /// Parses and validates config text; `path` is only used in messages.
+    /// Parses and validates config text; `path` is only used in messages. Data files the
+    /// config names (the p0f database) are loaded too, so that a bad one stops the start.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string().trim().replace('\n', " "),
         })?;
         cfg.validate(path)?;
+        cfg.load_data(path)?;
         Ok(cfg)
+    }
+
+    /// The configuration without a file: every default, data files loaded.
+    pub fn builtin() -> Result<Config, ConfigError> {
+        Config::parse("", Path::new("(defaults)"))
+    }
+
+    fn load_data(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let (fp, explicit) = self.p0f.fp_path();
+        if !explicit && !fp.exists() {
+            return Ok(());
+        }
+        let db = crate::analyzers::p0f::Database::load(&fp).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: "p0f.fp_file",
+            message: e.to_string(),
+        })?;
+        self.p0f.database = Some(std::sync::Arc::new(db));
+        Ok(())
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
@@ -354,6 +565,69 @@ impl Config {
         self.conn
             .local_prefixes()
             .map_err(|m| bad("conn.local_nets", m))?;
+        if self.detect.max_flows == 0 || self.detect.max_threshold_entries == 0 {
+            return Err(bad(
+                "detect.max_flows",
+                "detect.max_flows and detect.max_threshold_entries must be at least 1".into(),
+            ));
+        }
+        crate::detect::vars_of(&self.detect).map_err(|m| bad("detect.home_net", m))?;
+        if self.yaf.max_flows == 0 || self.yaf.max_flows > (1 << 24) {
+            return Err(bad(
+                "yaf.max_flows",
+                format!("{} is outside 1..=16777216", self.yaf.max_flows),
+            ));
+        }
+        for (key, v) in [
+            ("yaf.idle_timeout_secs", self.yaf.idle_timeout_secs),
+            ("yaf.active_timeout_secs", self.yaf.active_timeout_secs),
+        ] {
+            if v == 0 {
+                return Err(bad(key, "must be at least 1".into()));
+            }
+        }
+        self.validate_upload(path)
+    }
+
+    fn validate_upload(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message,
+        };
+        let up = &self.upload;
+        if let Some(url) = &up.url {
+            // Plain HTTP would send the logs in clear and skip the server's authentication.
+            let host = url
+                .trim()
+                .strip_prefix("https://")
+                .ok_or_else(|| bad("upload.url", format!("{url:?} must start with https://")))?;
+            if host.split('/').next().unwrap_or("").is_empty() {
+                return Err(bad("upload.url", format!("{url:?} has no host")));
+            }
+        }
+        if up.client_key.is_some() && up.client_cert.is_none() {
+            return Err(bad(
+                "upload.client_key",
+                "set, but upload.client_cert is not".into(),
+            ));
+        }
+        if up.timeout_s == 0 || up.timeout_s > 3600 {
+            return Err(bad(
+                "upload.timeout_s",
+                format!("{} is outside 1..=3600", up.timeout_s),
+            ));
+        }
+        if up.label_id.contains(['\r', '\n']) {
+            return Err(bad("upload.label_id", "must be one line".into()));
+        }
+        let r = &self.retention;
+        if !(1..=99).contains(&r.max_disk_percent) {
+            return Err(bad(
+                "retention.max_disk_percent",
+                format!("{} is outside 1..=99", r.max_disk_percent),
+            ));
+        }
         Ok(())
     }
 }
@@ -394,6 +668,99 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("output.timezone"), "{e}");
+    }
+
+    #[test]
+    fn upload_and_retention_keys() {
+        let c = parse("").unwrap();
+        assert_eq!(c.upload.endpoint(), None);
+        assert_eq!(c.upload.timeout_s, 180);
+        assert!(c.upload.keep_sent);
+        assert_eq!(c.retention.max_age_days, 7);
+        assert_eq!(c.retention.max_disk_percent, 70);
+        assert_eq!(c.spool_dir(), Path::new("/var/lib/osect/spool"));
+        let c = parse(
+            "[spool]\ndir = \"/s\"\n[upload]\nurl = \"https://h.example:8443\"\nlabel_id = \"L1\"\n\
+             max_rate_kbps = 64\n[retention]\nmax_bytes = 1000\n",
+        )
+        .unwrap();
+        assert_eq!(c.spool_dir(), Path::new("/s"));
+        assert_eq!(
+            c.upload.endpoint().unwrap(),
+            "https://h.example:8443/paper/api/v1/createlogdata/post"
+        );
+        let c = parse("[upload]\nurl = \"https://h/\"\n").unwrap();
+        assert_eq!(
+            c.upload.endpoint().unwrap(),
+            "https://h/paper/api/v1/createlogdata/post"
+        );
+        let c = parse("[upload]\nurl = \"https://h/x/y\"\n").unwrap();
+        assert_eq!(c.upload.endpoint().unwrap(), "https://h/x/y");
+        for (text, key) in [
+            ("[upload]\nurl = \"http://h/\"\n", "upload.url"),
+            ("[upload]\nurl = \"https:///x\"\n", "upload.url"),
+            ("[upload]\nclient_key = \"/k\"\n", "upload.client_key"),
+            ("[upload]\ntimeout_s = 0\n", "upload.timeout_s"),
+            (
+                "[retention]\nmax_disk_percent = 100\n",
+                "retention.max_disk_percent",
+            ),
+            ("[upload]\nverify = false\n", "verify"),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn p0f_database_explicit_must_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.fp");
+        let e = parse(&format!("[p0f]\nfp_file = {:?}\n", missing))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("p0f.fp_file") && e.contains("none.fp"), "{e}");
+        let bad = dir.path().join("bad.fp");
+        std::fs::write(&bad, "[tcp:request]\nlabel = s:unix:X:\nsig = 4:64:0\n").unwrap();
+        let e = parse(&format!("[p0f]\nfp_file = {:?}\n", bad))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bad.fp, line 3"), "{e}");
+        let good = dir.path().join("good.fp");
+        std::fs::write(
+            &good,
+            "[tcp:request]\nlabel = s:unix:X:\nsig = 4:64:0:*:*,*:::0\n",
+        )
+        .unwrap();
+        let c = parse(&format!("[p0f]\nfp_file = {:?}\n", good)).unwrap();
+        assert_eq!(c.p0f.database.unwrap().request.len(), 1);
+    }
+
+    #[test]
+    fn yaf_limits_are_checked() {
+        let e = parse("[yaf]\nmax_flows = 0\n").unwrap_err().to_string();
+        assert!(e.contains("yaf.max_flows"), "{e}");
+        let c = parse("[yaf]\nidle_timeout_secs = 60\n").unwrap();
+        assert_eq!(
+            (c.yaf.idle_timeout_secs, c.yaf.active_timeout_secs),
+            (60, 1800)
+        );
+    }
+
+    #[test]
+    fn detect_section() {
+        let c = parse(
+            "[detect]\nrules = [\"a.rules\"]\nhome_net = \"[10.0.0.0/8]\"\nvars = { HTTP_PORTS = \"[80,8080]\" }\nmidstream = true\n",
+        )
+        .unwrap();
+        assert_eq!(c.detect.rules, vec!["a.rules".to_string()]);
+        assert!(c.detect.midstream);
+        let e = parse("[detect]\nhome_net = \"[10.0.0.0/33]\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("detect.home_net"), "{e}");
+        let e = parse("[detect]\nrule = []\n").unwrap_err().to_string();
+        assert!(e.contains("rule"), "{e}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! Zeek-compatible logs, bundled every minute for upload.
 //!
 //! The packet's journey is one-way, one module per stage:
-//! [`capture`] → [`decode`] → [`flow`] → [`analyzers`] → [`logs`] → [`spool`].
+//! [`capture`] → [`decode`] → [`flow`] → [`analyzers`] → [`logs`] → [`spool`] → [`upload`].
 //! A stage uses only the stages to its left and the shared types ([`ts`], [`stats`],
 //! [`config`]). [`pipeline`] wires them together for `replay` and `run`.
 
@@ -12,10 +12,13 @@ pub mod analyzers;
 pub mod capture;
 pub mod config;
 pub mod decode;
+pub mod detect;
 pub mod diag;
 pub mod flow;
 pub mod logs;
 pub mod pipeline;
 pub mod spool;
 pub mod stats;
+pub mod support;
 pub mod ts;
+pub mod upload;

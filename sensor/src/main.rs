@@ -45,6 +45,20 @@ enum Cmd {
         /// Do not verify checksums (Zeek's -C).
         #[arg(short = 'C', long)]
         ignore_checksums: bool,
+        /// Suricata rule files to run against the capture (alerts go to eve.json).
+        #[arg(long, num_args = 1..)]
+        rules: Vec<String>,
+        /// Checksum checks as Suricata's -k: `none` or `all`.
+        #[arg(short = 'k', value_name = "none|all")]
+        checksum_mode: Option<String>,
+        /// Suricata-style settings (`stream.midstream=true`, `vars.address-groups.HOME_NET=...`).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Signature rule tools.
+    Rules {
+        #[command(subcommand)]
+        cmd: RulesCmd,
     },
     /// Capture live from the configured interface.
     Run {
@@ -69,10 +83,69 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Write a support bundle (.tar.gz: system facts, redacted config, sensor.log, counters,
+    /// spool listing, upload history, certificate expiry; never private keys).
+    Support {
+        /// Folder for the bundle (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// The sensor's config file; it need not be valid (it is redacted as text).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Send the bundles queued in the spool to `upload.url`, oldest first.
+    Upload {
+        #[arg(long)]
+        config: PathBuf,
+        /// One round: exit 0 when the spool is empty, 1 (with the reason) when a bundle
+        /// could not be delivered. Without it: keep uploading until SIGTERM.
+        #[arg(long)]
+        once: bool,
+    },
 }
 
-/// Exit codes: 0 success, 1 runtime failure (unreadable capture, output error), 2 bad
-/// invocation or configuration (nothing was started).
+#[derive(Subcommand)]
+enum RulesCmd {
+    /// Parse rule files and print what loads and what is skipped, by reason.
+    Check {
+        /// Rule files, folders or globs (default: the config's detect.rules).
+        files: Vec<String>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Applies Suricata `--set KEY=VALUE` settings the sensor understands; others are warned about.
+fn apply_sets(cfg: &mut Config, sets: &[String]) -> Result<(), String> {
+    for s in sets {
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| format!("--set {s}: expected KEY=VALUE"))?;
+        let truthy = matches!(v, "true" | "yes" | "1" | "on");
+        if k == "stream.midstream" {
+            cfg.detect.midstream = truthy;
+        } else if let Some(name) = k
+            .strip_prefix("vars.address-groups.")
+            .or_else(|| k.strip_prefix("vars.port-groups."))
+        {
+            match name {
+                "HOME_NET" => cfg.detect.home_net = Some(v.to_string()),
+                "EXTERNAL_NET" => cfg.detect.external_net = Some(v.to_string()),
+                _ => {
+                    cfg.detect.vars.insert(name.to_string(), v.to_string());
+                }
+            }
+        } else if k == "classification-file" {
+            cfg.detect.classification_file = Some(PathBuf::from(v));
+        } else {
+            eprintln!("osect-sensor: warning: --set {k}: not used by this sensor");
+        }
+    }
+    Ok(())
+}
+
+/// Exit codes: 0 success, 1 runtime failure (unreadable capture, output error, a bundle not
+/// delivered), 2 bad invocation or configuration (nothing was started).
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
@@ -83,11 +156,30 @@ fn main() -> ExitCode {
             bundles,
             seed,
             ignore_checksums,
+            rules,
+            checksum_mode,
+            sets,
         } => {
             let mut cfg = match load_config(config.as_deref()) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
+            if !rules.is_empty() {
+                cfg.detect.rules = rules;
+                cfg.detect.enabled = true;
+            }
+            match checksum_mode.as_deref() {
+                None | Some("all") => {}
+                Some("none") => cfg.decode.verify_checksums = false,
+                Some(m) => {
+                    eprintln!("osect-sensor: -k {m}: expected none or all");
+                    return ExitCode::from(2);
+                }
+            }
+            if let Err(e) = apply_sets(&mut cfg, &sets) {
+                eprintln!("osect-sensor: {e}");
+                return ExitCode::from(2);
+            }
             if seed.is_some() {
                 cfg.conn.uid_seed = seed;
             }
@@ -127,6 +219,35 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Rules {
+            cmd: RulesCmd::Check { files, config },
+        } => {
+            let mut cfg = match load_config(config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            if !files.is_empty() {
+                cfg.detect.rules = files;
+            }
+            if cfg.detect.rules.is_empty() {
+                eprintln!("osect-sensor: rules check: no rule files given");
+                return ExitCode::from(2);
+            }
+            match osect_sensor::detect::RuleSet::load(&cfg.detect) {
+                Ok(rs) => {
+                    println!("{}", rs.report);
+                    if rs.report.invalid.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                }
+                Err(e) => {
+                    eprintln!("osect-sensor: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Cmd::Run { config } => {
             let cfg = match load_config(Some(&config)) {
                 Ok(c) => c,
@@ -138,6 +259,12 @@ fn main() -> ExitCode {
                     config.display()
                 );
                 return ExitCode::from(2);
+            }
+            if cfg.upload.url.is_some() {
+                if let Err(e) = osect_sensor::upload::tls_config(&cfg) {
+                    eprintln!("osect-sensor: config file {}: {e}", config.display());
+                    return ExitCode::from(2);
+                }
             }
             sensor_log::init(Some(&cfg.output.sensor_log), log::LevelFilter::Info);
             let stop = Arc::new(AtomicBool::new(false));
@@ -181,15 +308,107 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
+        Cmd::Support { out, config } => support(&out, config),
+        Cmd::Upload { config, once } => upload(&config, once),
+    }
+}
+
+/// `upload`: one round (`--once`) or the upload daemon alone.
+fn upload(config: &Path, once: bool) -> ExitCode {
+    let cfg = match load_config(Some(config)) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let stats = Arc::new(osect_sensor::stats::Stats::default());
+    let mut uploader = match osect_sensor::upload::Uploader::from_config(&cfg, stats) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("osect-sensor: config file {}: {e}", config.display());
+            return ExitCode::from(2);
+        }
+    };
+    sensor_log::init(Some(&cfg.output.sensor_log), log::LevelFilter::Info);
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+            eprintln!("osect-sensor: cannot install signal handler: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    if !once {
+        uploader.run(&stop, None);
+        return ExitCode::SUCCESS;
+    }
+    let round = uploader.send_queued(&stop);
+    let left = osect_sensor::spool::queue::unsent_bundles(cfg.spool_dir()).map(|q| q.len());
+    match (round, left) {
+        (Ok(r), Ok(0)) => {
+            eprintln!(
+                "osect-sensor: {} bundle(s) delivered ({} bytes), none left",
+                r.delivered, r.bytes
+            );
+            ExitCode::SUCCESS
+        }
+        (Ok(r), Ok(n)) => {
+            eprintln!(
+                "osect-sensor: {} bundle(s) delivered, {n} still queued (stopped)",
+                r.delivered
+            );
+            ExitCode::from(1)
+        }
+        (Err(e), left) => {
+            log::error!("{e}");
+            if let Ok(n) = left {
+                eprintln!("osect-sensor: {n} bundle(s) still queued");
+            }
+            ExitCode::from(1)
+        }
+        (Ok(_), Err(e)) => {
+            eprintln!("osect-sensor: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `support`: the folders come from the config when it parses, else from the defaults.
+fn support(out: &Path, config: Option<PathBuf>) -> ExitCode {
+    let cfg = match config.as_deref().map(Config::load) {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => {
+            eprintln!("osect-sensor: {e} (collecting with default folders)");
+            Config::default()
+        }
+        None => Config::default(),
+    };
+    let mut log_dirs = Vec::new();
+    if let Some(d) = cfg.output.sensor_log.parent() {
+        log_dirs.push(d.to_path_buf());
+    }
+    let src = osect_sensor::support::SupportSources {
+        config,
+        log_dirs,
+        spool_dir: Some(cfg.spool_dir().to_path_buf()),
+        root: PathBuf::from("/"),
+    };
+    match osect_sensor::support::write_bundle(&src, out) {
+        Ok(p) => {
+            println!("{}", p.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("osect-sensor: support bundle in {}: {e}", out.display());
+            ExitCode::from(1)
+        }
     }
 }
 
 fn load_config(path: Option<&Path>) -> Result<Config, ExitCode> {
     match path {
-        None => Ok(Config::default()),
-        Some(p) => Config::load(p).map_err(|e| {
-            eprintln!("osect-sensor: {e}");
-            ExitCode::from(2)
-        }),
+        None => Config::builtin(),
+        Some(p) => Config::load(p),
     }
+    .map_err(|e| {
+        eprintln!("osect-sensor: {e}");
+        ExitCode::from(2)
+    })
 }

@@ -18,11 +18,15 @@ use crate::capture::reader::FileReader;
 use crate::capture::{CaptureError, RawPacket};
 use crate::config::Config;
 use crate::decode::{Decoder, Frame};
+use crate::detect::Detector;
 use crate::flow::FlowTable;
 use crate::logs::zeek::Utf8Policy;
 use crate::logs::{self, LogMsg, OutputMode};
+use crate::spool::retention::{Retention, RetentionPolicy, Statvfs};
+use crate::spool::worker::SpoolWorker;
 use crate::stats::Stats;
 use crate::ts::{Span, Ts};
+use crate::upload::Uploader;
 
 /// Capacity of the record channel between the packet path and the writer.
 const LOG_QUEUE: usize = 32;
@@ -40,7 +44,14 @@ pub enum PipelineError {
     },
     #[error("the log writer stopped unexpectedly")]
     WriterGone,
+    #[error("upload: {0}")]
+    Upload(#[from] crate::upload::UploadError),
+    #[error("rules: {0}")]
+    Rules(String),
 }
+
+/// Most connections with application-layer state at once (bounded further by the flow table).
+const MAX_APP_CONNS: usize = 1 << 16;
 
 /// Records per message to the writer.
 const BATCH: usize = 256;
@@ -89,22 +100,28 @@ impl PacketPath {
         stats: Arc<Stats>,
         tx: Sender<LogMsg>,
         interval: Option<Span>,
+        detector: Option<Detector>,
     ) -> PacketPath {
         let local = cfg.conn.local_prefixes().unwrap_or_default();
-        PacketPath {
+        let mut path = PacketPath {
             decoder: Decoder::new(cfg.decode.to_decode_config(), stats.clone()),
             flows: FlowTable::new(cfg.flow.clone(), cfg.conn.uid_seed, stats.clone()),
             analyzers: Analyzers::new(
                 local,
+                cfg.flow.max_flows.min(MAX_APP_CONNS),
+                stats.clone(),
                 Box::new(BatchSender {
                     tx: tx.clone(),
                     batch: Vec::with_capacity(BATCH),
                 }),
-            ),
+            )
+            .with_frame_logs(frame_logs(cfg, &stats)),
             intervals: interval.map(|len| Intervals { len, start: None }),
             tx,
             stats,
-        }
+        };
+        path.analyzers.detect = detector;
+        path
     }
 
     /// Closes intervals that end at or before `now` and opens the one holding `now`.
@@ -123,6 +140,7 @@ impl PacketPath {
         while now >= start.plus(len) {
             let boundary = start.plus(len);
             self.flows.advance(boundary, &mut self.analyzers);
+            self.analyzers.advance(boundary);
             self.flows.interim_rows(boundary, len, &mut self.analyzers);
             self.analyzers.flush();
             let _ = self
@@ -156,6 +174,8 @@ impl PacketPath {
             wire_len: p.wire_len,
         };
         if let Ok(d) = self.decoder.decode(frame) {
+            self.analyzers.advance(ts);
+            self.analyzers.on_frame(&d);
             self.flows.process(&d, &mut self.analyzers);
         }
     }
@@ -167,13 +187,14 @@ impl PacketPath {
         }
         self.roll_intervals(now);
         self.flows.advance(now, &mut self.analyzers);
+        self.analyzers.advance(now);
         self.analyzers.flush();
     }
 
     /// End of input: every connection gets its row, the last interval is closed.
     pub fn finish(mut self) {
         self.flows.flush_all(&mut self.analyzers);
-        self.analyzers.flush();
+        self.analyzers.finish();
         let _ = self
             .tx
             .send(LogMsg::Counters(self.stats.snapshot().to_line()));
@@ -181,6 +202,18 @@ impl PacketPath {
             let _ = self.tx.send(LogMsg::CloseInterval);
         }
     }
+}
+
+/// p0f-k.log and yaf_flow.log as configured; p0f-k.log is off, with a warning, when the
+/// default fingerprint database is not installed.
+fn frame_logs(cfg: &Config, stats: &Arc<Stats>) -> crate::analyzers::frame_logs::FrameLogs {
+    if cfg.p0f.database.is_none() {
+        log::warn!(
+            "p0f-k.log stays empty: no fingerprint database ({} not found; set p0f.fp_file)",
+            cfg.p0f.fp_path().0.display()
+        );
+    }
+    crate::analyzers::frame_logs::FrameLogs::new(&cfg.p0f, &cfg.yaf, stats.clone())
 }
 
 fn tz_of(cfg: &Config) -> chrono_tz::Tz {
@@ -202,31 +235,49 @@ fn spawn_writer(
     (tx, h)
 }
 
-/// The spool thread: bundles every finished interval folder it is told about.
-fn spawn_spool(
-    spool_dir: PathBuf,
-    level: i32,
-    stats: Arc<Stats>,
-) -> (Sender<PathBuf>, JoinHandle<()>) {
+/// The spool thread: bundles every finished interval folder it is told about (and, for `run`,
+/// keeps retention going and wakes the uploader).
+fn spawn_spool(worker: SpoolWorker) -> (Sender<PathBuf>, JoinHandle<()>) {
     let (tx, rx) = bounded::<PathBuf>(1024);
     let h = std::thread::Builder::new()
         .name("spool".into())
-        .spawn(move || {
-            for dir in rx {
-                match crate::spool::bundle_interval(&dir, &spool_dir, level) {
-                    Ok(b) => {
-                        Stats::inc(&stats.bundles_written);
-                        log::info!("bundle {}", b.display());
-                    }
-                    Err(e) => {
-                        Stats::inc(&stats.bundle_errors);
-                        log::error!("bundling {}: {e}", dir.display());
-                    }
-                }
-            }
-        })
+        .spawn(move || worker.run(rx))
         .expect("spawning the spool thread");
     (tx, h)
+}
+
+/// A spool worker that only bundles (replay).
+fn plain_spool(spool_dir: PathBuf, cfg: &Config, stats: Arc<Stats>) -> SpoolWorker {
+    SpoolWorker {
+        spool_dir,
+        zstd_level: cfg.output.zstd_level,
+        stats,
+        retention: None,
+        wake: None,
+        tick: std::time::Duration::from_secs(u64::from(cfg.output.interval_secs)),
+    }
+}
+
+/// Loads the configured rule set, logging the load report; `Ok(None)` without rules.
+fn load_detector(cfg: &Config, stats: &Arc<Stats>) -> Result<Option<Detector>, PipelineError> {
+    let d = Detector::from_config(&cfg.detect, stats.clone()).map_err(PipelineError::Rules)?;
+    if let Some(d) = &d {
+        let r = d.report();
+        for e in &r.invalid {
+            log::warn!("rules: invalid: {e}");
+        }
+        for (reason, n) in &r.skipped {
+            log::info!("rules: skipped {n} ({reason})");
+        }
+        log::info!(
+            "rules: loaded {} of {} enabled rules from {} files in {} ms",
+            r.loaded,
+            r.enabled,
+            r.files.len(),
+            r.load_millis
+        );
+    }
+    Ok(d)
 }
 
 /// Result of a replay: counters and the first capture error, if any.
@@ -245,16 +296,20 @@ pub fn replay(
     bundles: bool,
 ) -> Result<ReplayReport, PipelineError> {
     let stats = Arc::new(Stats::default());
+    let mut detector = load_detector(cfg, &stats)?;
+    if let Some(d) = detector.as_mut() {
+        d.set_pcap_cnt(true);
+    }
     let (mode, spool) = if bundles {
         let log_dir = out.join("logs");
-        let spool_dir = out.join("spool");
+        let spool_dir = cfg.spool.dir.clone().unwrap_or_else(|| out.join("spool"));
         for d in [&log_dir, &spool_dir] {
             std::fs::create_dir_all(d).map_err(|source| PipelineError::Output {
                 path: d.clone(),
                 source,
             })?;
         }
-        let (stx, sh) = spawn_spool(spool_dir, cfg.output.zstd_level, stats.clone());
+        let (stx, sh) = spawn_spool(plain_spool(spool_dir, cfg, stats.clone()));
         (OutputMode::Intervals { log_dir }, Some((stx, sh)))
     } else {
         (OutputMode::Single(out.to_path_buf()), None)
@@ -266,7 +321,7 @@ pub fn replay(
         spool.as_ref().map(|s| s.0.clone()),
     );
     let interval = bundles.then(|| Span::from_secs(cfg.output.interval_secs as i64));
-    let mut path = PacketPath::new(cfg, stats.clone(), tx, interval);
+    let mut path = PacketPath::new(cfg, stats.clone(), tx, interval, detector);
     let mut errors = Vec::new();
     let mut reader = FileReader::spawn(files.to_vec());
     while let Some(mut batch) = reader.next_batch() {
@@ -310,19 +365,40 @@ pub fn run_live(
     stop: Arc<AtomicBool>,
 ) -> Result<crate::stats::StatsSnapshot, PipelineError> {
     let stats = Arc::new(Stats::default());
-    for d in [&cfg.output.log_dir, &cfg.output.spool_dir] {
+    let mut detector = load_detector(cfg, &stats)?;
+    if let (Some(d), Some(i)) = (detector.as_mut(), cfg.capture.interface.as_deref()) {
+        d.set_interface(i);
+    }
+    let spool_dir = cfg.spool_dir().to_path_buf();
+    for d in [&cfg.output.log_dir, &spool_dir] {
         std::fs::create_dir_all(d).map_err(|source| PipelineError::Output {
             path: d.clone(),
             source,
         })?;
     }
     let mut cap = LiveCapture::open(&cfg.capture)?;
-    let (stx, sh) = spawn_spool(
-        cfg.output.spool_dir.clone(),
-        cfg.output.zstd_level,
+    let (wake_tx, wake_rx) = bounded::<()>(1);
+    let mut worker = plain_spool(spool_dir.clone(), cfg, stats.clone());
+    worker.retention = Some(Retention::new(
+        RetentionPolicy::from(&cfg.retention),
+        &cfg.output.log_dir,
+        &spool_dir,
+        Box::new(Statvfs),
         stats.clone(),
-    );
-    recover_after_crash(&cfg.output.log_dir, &cfg.output.spool_dir, &stx);
+    ));
+    worker.wake = Some(wake_tx);
+    let (stx, sh) = spawn_spool(worker);
+    recover_after_crash(&cfg.output.log_dir, &spool_dir, &stx);
+    // Upload runs apart from the packet path and is not waited for at exit: an upload cut
+    // short is simply sent again at the next start.
+    if cfg.upload.url.is_some() {
+        let uploader = Uploader::from_config(cfg, stats.clone())?;
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("upload".into())
+            .spawn(move || uploader.run(&stop, Some(wake_rx)))
+            .expect("spawning the upload thread");
+    }
     let (tx, writer) = spawn_writer(
         OutputMode::Intervals {
             log_dir: cfg.output.log_dir.clone(),
@@ -332,7 +408,7 @@ pub fn run_live(
         Some(stx.clone()),
     );
     let interval = Span::from_secs(cfg.output.interval_secs as i64);
-    let mut path = PacketPath::new(cfg, stats.clone(), tx, Some(interval));
+    let mut path = PacketPath::new(cfg, stats.clone(), tx, Some(interval), detector);
     log::info!(
         "capturing on {} (flow table {} entries x {} bytes)",
         cfg.capture.interface.as_deref().unwrap_or("?"),

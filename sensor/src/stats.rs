@@ -80,6 +80,102 @@ counters! {
     bundles_written,
     /// Bundle attempts that failed.
     bundle_errors,
+    // -- spool, upload and retention --
+    /// Bundle attempts that hit a full disk (ENOSPC); each is retried once after retention.
+    bundle_disk_full,
+    /// Of those, retries that then succeeded.
+    bundle_retried_ok,
+    /// Bundles delivered (HTTP 200).
+    bundles_uploaded,
+    /// Bytes of the bundles delivered.
+    upload_bytes,
+    /// Upload attempts that failed (connection, TLS, timeout, non-200 answer).
+    upload_failures,
+    /// Upload rounds postponed because the modem did not answer `OK`.
+    upload_postponed_modem,
+    /// Delivered bundles removed by retention (age or budget).
+    retention_sent_deleted,
+    /// Bundles never delivered that retention dropped to stay within the disk budget.
+    retention_unsent_dropped,
+    /// Bytes freed by retention.
+    retention_bytes_freed,
+    /// Connections left without application-layer analysis because the table of
+    /// per-connection analyzer state was full.
+    app_states_full,
+    // -- dns --
+    /// Connections whose service was recognised by content.
+    services_detected,
+    /// DNS messages read (UDP datagrams, TCP length-prefixed messages).
+    dns_messages,
+    /// DNS messages with something malformed: truncated, a name or length past the end, a
+    /// compression pointer not pointing backwards, too many questions.
+    dns_malformed,
+    /// DNS messages of an opcode dns.log does not record (not query, notify or update).
+    dns_unknown_opcodes,
+    /// Times a connection had too many unanswered DNS transaction ids or messages per id:
+    /// the waiting ones were written unpaired.
+    dns_pending_overflows,
+    /// DNS-over-TCP directions given up at a hole in the stream.
+    dns_tcp_gaps,
+    /// dns.log rows written.
+    dns_rows,
+    /// dns.log records folded into an identical row of the last 60 s (its `pkts`).
+    dns_rows_merged,
+    // -- http --
+    /// http.log records written.
+    http_records,
+    /// HTTP oddities: malformed request/status lines, cut lines, too many headers, content
+    /// gaps outside bodies, bodies that failed to decode.
+    http_weirds,
+    /// Connections where HTTP was attached but the bytes turned out not to be HTTP.
+    http_violations,
+    /// Bytes of HTTP streams never seen (content gaps).
+    http_gap_bytes,
+    /// Times an HTTP stream's out-of-order buffer was full and a hole was given up.
+    http_reassembly_overflows,
+    /// HTTP transactions written before their reply because too many were pending.
+    http_pending_flushed,
+    /// Records of any kind that an analyzer could not produce because of malformed input
+    /// (each analyzer counts its own details too).
+    analyzer_weirds,
+    // -- OT and discovery logs --
+    /// Aggregation windows (per-key tables of the OT, ARP/NS and DNS logs) that were full
+    /// when a new key arrived; the oldest window was written early.
+    window_evictions,
+    /// Messages the OT and discovery analyzers decoded (ARP, NS/NA, DHCP, NBNS, browser,
+    /// DHCPv6, SSDP, CC-Link IE/TSN/PTP/SLMP, CC-Link IE Field Basic).
+    ot_messages,
+    /// Of those protocols' messages, the malformed ones (short, bad lengths, truncated
+    /// options): no row, also counted in `analyzer_weirds`.
+    ot_malformed,
+    // -- p0f and yaf --
+    /// SYNs fingerprinted (p0f-k.log lines with mod `syn`).
+    p0f_syn,
+    /// SYN+ACKs fingerprinted (mod `syn+ack`).
+    p0f_syn_ack,
+    /// Fingerprints that matched no signature (`???`).
+    p0f_unknown,
+    /// SYN / SYN+ACK headers too inconsistent to fingerprint (also in `analyzer_weirds`).
+    p0f_malformed,
+    /// Open handshakes pushed out of the full handshake table.
+    p0f_handshakes_evicted,
+    /// yaf_flow.log flows started (IP protocols other than TCP, UDP, ICMP, ICMPv6).
+    yaf_flows,
+    /// yaf flows ended early because the yaf flow table was full (`end-reason` rsrc).
+    yaf_flows_evicted,
+    /// yaf flows of IP protocol 0 not written (the reference drops HOPOPT rows).
+    yaf_hopopt_dropped,
+    // -- detect --
+    /// Rules that matched (before thresholds and noalert).
+    detect_matches,
+    /// Alerts written to eve.json.
+    detect_alerts,
+    /// Connections without detection state because its table was full.
+    detect_flows_full,
+    /// Flowbits not set because a connection already held the maximum.
+    detect_flowbits_full,
+    /// Threshold entries not tracked because the table was full.
+    detect_threshold_full,
 }
 
 impl Stats {

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use crate::config::Prefix;
 use crate::flow::uid::UID_TEXT_MAX;
 use crate::flow::{ConnSummary, MAX_PARENTS};
-use crate::logs::zeek::{Row, Schema, ZeekRecord};
+use crate::logs::zeek::{LogStyle, Row, Schema, ZeekRecord};
 
 /// The product's conn.log columns: Zeek's `Conn::Info` plus the MACs of both ends.
 pub static CONN_SCHEMA: Schema = Schema {
@@ -35,6 +35,7 @@ pub static CONN_SCHEMA: Schema = Schema {
         ("orig_l2_addr", "string"),
         ("resp_l2_addr", "string"),
     ],
+    style: LogStyle::Zeek,
 };
 
 /// A conn.log row.

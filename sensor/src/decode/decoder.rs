@@ -301,6 +301,7 @@ impl<'a> Ctx<'a, '_> {
             ip_id: h.ip_id,
             header_len: h.header_len,
             reassembled,
+            header: h.header,
             transport: t.transport,
             encap: None,
         })

@@ -64,6 +64,9 @@ pub(crate) struct IpHeader<'a> {
     /// The destination the transport checksum covers when it is not `dst`: an IPv6 routing
     /// header with segments left names the packet's final destination.
     pub final_dst: Option<IpAddr>,
+    /// The fixed header bytes as captured (IPv4 with its options; IPv6's 40 bytes), for the
+    /// analyzers that read header fields the decoder does not interpret (TOS, flow label, ...).
+    pub header: &'a [u8],
 }
 
 /// Parses an IP header, choosing the version by the first nibble. `wire` is how many bytes the
@@ -130,6 +133,7 @@ fn parse_v4(b: &[u8], wire: usize, verify: bool) -> Result<IpHeader<'_>, DropRea
         payload_wire: total - ihl,
         frag,
         final_dst: None,
+        header: hdr,
     })
 }
 
@@ -163,6 +167,7 @@ fn parse_v6(b: &[u8], wire: usize) -> Result<IpHeader<'_>, DropReason> {
         payload_wire: plen.saturating_sub(chain.payload_at),
         frag: chain.frag,
         final_dst: chain.final_dst.map(IpAddr::V6),
+        header: b.get(..40).unwrap_or(&[]),
     })
 }
 
@@ -339,6 +344,7 @@ pub(crate) fn transport<'a>(
                     flags: u8_at(data, 13).ok_or(t)?,
                     window: be16(data, 14).ok_or(t)?,
                     options,
+                    header: data.get(..doff).ok_or(t)?,
                     payload_len: (wire - doff) as u32,
                     payload: tail(data, doff).unwrap_or(&[]),
                     checksum_ok: ok,
@@ -385,6 +391,7 @@ pub(crate) fn transport<'a>(
                     code: u8_at(data, 1).ok_or(t)?,
                     payload_len: (wire - 8) as u32,
                     payload: tail(data, 8).unwrap_or(&[]),
+                    header: data.get(..8).unwrap_or(data),
                     checksum_ok: ok,
                 }),
                 bad_checksum: !ok,

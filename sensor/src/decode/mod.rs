@@ -113,6 +113,9 @@ pub struct TcpSegment<'a> {
     pub window: u16,
     /// TCP options as captured (for passive fingerprinting).
     pub options: &'a [u8],
+    /// The whole TCP header as captured, options included (reserved bits and the urgent
+    /// pointer, for passive fingerprinting).
+    pub header: &'a [u8],
     /// Payload length implied by the IP header (what sequence numbers count), even when the
     /// capture holds less.
     pub payload_len: u32,
@@ -142,6 +145,8 @@ pub struct IcmpMessage<'a> {
     pub payload_len: u32,
     /// Bytes after the 8-byte ICMP header, as captured.
     pub payload: &'a [u8],
+    /// The 8-byte ICMP header itself (echo id/sequence, router lifetimes...), as captured.
+    pub header: &'a [u8],
     pub checksum_ok: bool,
 }
 
@@ -175,6 +180,10 @@ pub struct IpLayer<'a> {
     pub header_len: u16,
     /// True when this datagram was rebuilt from fragments.
     pub reassembled: bool,
+    /// The IP header bytes as captured (IPv4 incl. options, or IPv6's fixed 40 bytes; for a
+    /// reassembled datagram, one fragment's header), for analyzers that read fields the
+    /// decoder does not interpret (TOS/ECN, flow label, IPv4 options: passive fingerprinting).
+    pub header: &'a [u8],
     pub transport: Transport<'a>,
     /// Set when the next layer in [`Decoded::layers`] is carried inside this one.
     pub encap: Option<TunnelKind>,

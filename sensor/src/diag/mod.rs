@@ -23,7 +23,7 @@ use crate::spool::{BUNDLE_EXT, INTERVAL_PREFIX};
 pub const DEFAULT_CONFIG: &str = "/etc/osect/sensor.toml";
 /// File in the spool folder where the uploader records its attempts, one line each; the last
 /// line is shown as the last upload. Optional: absent until the first upload attempt.
-pub const UPLOAD_HISTORY: &str = "upload-history.log";
+pub const UPLOAD_HISTORY: &str = crate::upload::history::HISTORY_FILE;
 /// How much of the end of `sensor.log` is read to find the latest counters line (the sensor
 /// writes one per interval, a few hundred bytes, so this spans many intervals).
 const LOG_TAIL_BYTES: u64 = 64 * 1024;
@@ -155,7 +155,7 @@ impl Report {
     pub fn gather(config_path: Option<&Path>, src: &Sources) -> Report {
         let (cfg, config_path, config_error) = load_config(config_path);
         let interface = cfg.capture.interface.clone();
-        let spool_dir = cfg.output.spool_dir.clone();
+        let spool_dir = cfg.spool_dir().to_path_buf();
         Report {
             version: env!("CARGO_PKG_VERSION"),
             now: Utc::now(),

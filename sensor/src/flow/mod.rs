@@ -34,9 +34,42 @@ pub use uid::{Uid, UidGen};
 pub const MAX_PARENTS: usize = 2;
 /// Service names a connection can carry (Zeek's analyzer names), stored as small indices.
 pub const SERVICE_NAMES: &[&str] = &[
-    "dns", "http", "ssl", "ssh", "ftp", "ftp-data", "smtp", "pop3", "imap", "ntp", "dhcp",
-    "modbus", "dnp3", "s7comm", "enip", "bacnet", "teredo", "ayiya", "vxlan", "geneve", "gtpv1",
-    "snmp", "syslog", "sip", "rdp", "smb", "krb", "ldap", "mqtt", "quic",
+    "dns",
+    "http",
+    "ssl",
+    "ssh",
+    "ftp",
+    "ftp-data",
+    "smtp",
+    "pop3",
+    "imap",
+    "ntp",
+    "dhcp",
+    "modbus",
+    "dnp3",
+    "s7comm",
+    "enip",
+    "bacnet",
+    "teredo",
+    "ayiya",
+    "vxlan",
+    "geneve",
+    "gtpv1",
+    "snmp",
+    "syslog",
+    "sip",
+    "rdp",
+    "smb",
+    "krb",
+    "ldap",
+    "mqtt",
+    "quic",
+    // Spicy analyzers of the reference sensor (analyzers/ot.rs).
+    "spicy_cifs",
+    "spicy_dhcpv6",
+    "spicy_ssdp",
+    "spicy_cclink_ie_field_basic",
+    "spicy_cclink_tsn_slmp",
 ];
 
 /// Most confirmed services remembered per connection.
@@ -86,6 +119,9 @@ pub enum RowReason {
 #[derive(Clone, Debug)]
 pub struct ConnSummary {
     pub reason: RowReason,
+    /// The connection's table slot: analyzers key per-connection state by it (with `uid`,
+    /// since slots are reused once a connection is gone).
+    pub slot: u32,
     pub ts: Ts,
     pub uid: Uid,
     pub orig_h: IpAddr,
@@ -110,10 +146,58 @@ pub struct ConnSummary {
     pub resp_l2: Option<[u8; 6]>,
 }
 
+/// One packet of a connection, as the analyzers see it: delivered after the flow stage has
+/// updated the connection, and only for packets whose transport checksum held (Zeek hands
+/// nothing else to its analyzers).
+#[derive(Clone, Copy, Debug)]
+pub struct PacketView<'p, 'a> {
+    pub ts: Ts,
+    /// Table slot of the connection (see [`ConnSummary::slot`]).
+    pub slot: u32,
+    pub uid: Uid,
+    /// The packet travels from originator to responder (after any role flip this packet
+    /// caused).
+    pub is_orig: bool,
+    pub transport: Transport4,
+    /// Originator address and port.
+    pub orig: (IpAddr, u16),
+    /// Responder address and port.
+    pub resp: (IpAddr, u16),
+    /// The IP layer this connection is made of (its transport holds ports, flags, payload).
+    pub layer: &'p IpLayer<'a>,
+    /// The whole frame: MACs, VLAN, the other layers.
+    pub frame: &'p Decoded<'a>,
+    /// TCP connection not seen from its handshake on (Zeek's partial status, under which its
+    /// stream analyzers such as HTTP ignore the payload).
+    pub partial: bool,
+}
+
+impl PacketView<'_, '_> {
+    /// The transport payload as captured (empty for ICMP and other protocols' headers).
+    pub fn payload(&self) -> &[u8] {
+        match &self.layer.transport {
+            Transport::Tcp(t) => t.payload,
+            Transport::Udp(u) => u.payload,
+            Transport::Icmp(i) => i.payload,
+            Transport::Other { payload } => payload,
+        }
+    }
+
+    /// The TCP segment, when this is TCP.
+    pub fn tcp(&self) -> Option<&TcpSegment<'_>> {
+        match &self.layer.transport {
+            Transport::Tcp(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
 /// Where a flow event goes: the analyzer stage implements this.
 pub trait FlowSink {
     /// A connection's row is due.
     fn conn_row(&mut self, row: ConnSummary);
+    /// A packet of a connection, for the protocol analyzers.
+    fn packet(&mut self, _view: &PacketView<'_, '_>) {}
 }
 
 impl<F: FnMut(ConnSummary)> FlowSink for F {
@@ -198,6 +282,8 @@ struct Conn {
     /// Confirmed services, in confirmation order: 1 + index into [`SERVICE_NAMES`]; 0 = empty.
     services: [u8; MAX_SERVICES],
     reported: Reported,
+    /// A UDP DNS message (12 bytes or more) was seen: the DNS role check is done.
+    dns_seen: bool,
 }
 
 /// The connection table.
@@ -552,6 +638,10 @@ impl FlowTable {
                     d.payload += u.payload_len as u64;
                     d.active = true;
                     c.history.check(mask::UDP_DATA, b'D', is_orig);
+                    if !c.dns_seen && u.payload.len() >= 12 {
+                        c.dns_seen = true;
+                        dns_reply_first(c, u.payload, is_orig);
+                    }
                 }
                 self.touch(i);
             }
@@ -579,7 +669,33 @@ impl FlowTable {
                 self.touch(i);
             }
         }
-        Some(self.slots[i as usize].uid)
+        let checksum_ok = match &layer.transport {
+            Transport::Tcp(t) => t.checksum_ok,
+            Transport::Udp(u) => u.checksum_ok,
+            Transport::Icmp(m) => m.checksum_ok,
+            Transport::Other { .. } => true,
+        };
+        let c = &self.slots[i as usize];
+        if checksum_ok {
+            let (o, r) = if c.orig_is_lo {
+                (c.key.lo, c.key.hi)
+            } else {
+                (c.key.hi, c.key.lo)
+            };
+            sink.packet(&PacketView {
+                ts,
+                slot: i,
+                uid: c.uid,
+                is_orig: src_is_lo == c.orig_is_lo,
+                transport: c.transport,
+                orig: (o.addr.to_ip(), o.port),
+                resp: (r.addr.to_ip(), r.port),
+                layer,
+                frame: pkt,
+                partial: c.transport == Transport4::Tcp && c.tcp.is_partial(),
+            });
+        }
+        Some(c.uid)
     }
 
     /// Zeek's originator guess for a connection's first packet.
@@ -881,6 +997,7 @@ impl FlowTable {
         let r = c.reported;
         let row = ConnSummary {
             reason,
+            slot: i,
             ts: c.start,
             uid: c.uid,
             orig_h: orig_ep.addr.to_ip(),
@@ -954,8 +1071,30 @@ impl Conn {
             parents: [Uid(0); MAX_PARENTS],
             services: [0; MAX_SERVICES],
             reported: Reported::default(),
+            dns_seen: false,
         }
     }
+}
+
+/// Zeek's DNS analyzer (attached by port: 53, 137, 5353, 5355) makes the sender of the first
+/// DNS message the responder when that message is a reply from the originator, unless the
+/// responder is a multicast group (zeek-semantics §2.6; corpus `dns-reply-seen-first`).
+fn dns_reply_first(c: &mut Conn, payload: &[u8], is_orig: bool) {
+    let resp = if c.orig_is_lo { c.key.hi } else { c.key.lo };
+    let is_reply = payload.get(2).is_some_and(|b| b & 0x80 != 0);
+    if !is_orig
+        || !is_reply
+        || !matches!(resp.port, 53 | 137 | 5353 | 5355)
+        || resp.addr.to_ip().is_multicast()
+    {
+        return;
+    }
+    c.orig_is_lo = !c.orig_is_lo;
+    std::mem::swap(&mut c.orig, &mut c.resp);
+    if let Some(m) = &mut c.macs {
+        std::mem::swap(&mut m.src, &mut m.dst);
+    }
+    c.history.flip();
 }
 
 /// Zeek's `conn_state` decision table (see zeek-semantics §2.3).

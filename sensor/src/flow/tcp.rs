@@ -322,6 +322,11 @@ impl TcpConn {
         self.is_partial = false;
     }
 
+    /// Zeek's partial status: the connection was not seen from its handshake on.
+    pub fn is_partial(&self) -> bool {
+        self.is_partial
+    }
+
     pub fn orig_size(&self) -> u64 {
         self.orig.size(&self.resp)
     }
@@ -394,6 +399,11 @@ impl TcpConn {
         // data: the SYN was missed, so the SYN-ACK sender is the responder after all.
         if !syn && !fin && !rst && !is_orig && hist.as_bytes() == b"H" {
             self.flip();
+            // The SYN-ACK sender answered a SYN we missed: it is established, so this side's
+            // ACK establishes the connection rather than leaving it partial.
+            if self.resp.state == EndpointState::SynAckSent {
+                self.resp.set_state(EndpointState::Established);
+            }
             hist.flip();
             hist.replace(b"^h");
             is_orig = true;

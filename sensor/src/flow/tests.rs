@@ -34,6 +34,7 @@ fn layer(
         ip_id: 0,
         header_len: 20,
         reassembled: false,
+        header: &[],
         transport,
         encap: None,
     }
@@ -59,6 +60,7 @@ fn tcp(
         flags,
         window: 1000,
         options: &[],
+        header: &[],
         payload_len: len,
         payload: &ZEROS[..len as usize],
         checksum_ok: true,
@@ -223,6 +225,7 @@ fn icmp_echo_pairs_into_one_connection() {
             code: 0,
             payload_len: 56,
             payload: &[],
+            header: &[],
             checksum_ok: true,
         };
         let mut d = Decoded::new(Ts(i as i64 * 1000));
@@ -315,4 +318,71 @@ fn a_table_entry_stays_small() {
         "{}",
         FlowTable::entry_size()
     );
+}
+
+/// A UDP datagram carrying `payload`.
+fn udp_with(
+    t: i64,
+    src: &str,
+    sp: u16,
+    dst: &str,
+    dp: u16,
+    payload: &'static [u8],
+) -> Decoded<'static> {
+    let u = UdpDatagram {
+        src_port: sp,
+        dst_port: dp,
+        payload_len: payload.len() as u32,
+        payload,
+        checksum_ok: true,
+    };
+    let mut d = Decoded::new(Ts(t));
+    d.push_layer(layer(
+        src,
+        dst,
+        17,
+        28 + payload.len() as u32,
+        Transport::Udp(u),
+    ));
+    d
+}
+
+#[test]
+fn dns_reply_seen_first_makes_its_sender_the_responder() {
+    // 53 -> 53: no port-based flip; the first message is a reply, so its sender is the server.
+    const REPLY: &[u8] = &[0x12, 0x34, 0x81, 0x80, 0, 0, 0, 0, 0, 0, 0, 0];
+    const QUERY: &[u8] = &[0x12, 0x34, 0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 0];
+    let (mut t, mut rows) = table(16);
+    t.process(&udp_with(0, A, 53, B, 53, REPLY), &mut |r: ConnSummary| {
+        rows.push(r)
+    });
+    t.process(&udp_with(S, A, 53, B, 53, REPLY), &mut |r: ConnSummary| {
+        rows.push(r)
+    });
+    // A query first, or a reply to a multicast group, keeps the roles.
+    t.process(
+        &udp_with(0, A, 5353, B, 53, QUERY),
+        &mut |r: ConnSummary| rows.push(r),
+    );
+    t.process(
+        &udp_with(0, A, 5353, "224.0.0.251", 5353, REPLY),
+        &mut |r: ConnSummary| rows.push(r),
+    );
+    t.flush_all(&mut |r: ConnSummary| rows.push(r));
+    let flipped = rows
+        .iter()
+        .find(|r| r.orig_p == 53 && r.resp_p == 53)
+        .unwrap();
+    assert_eq!(flipped.orig_h, ip(B));
+    // The sender's D moved with it to the responder side: no d for its second datagram.
+    assert_eq!(flipped.history.as_bytes(), b"D^");
+    assert_eq!((flipped.orig_pkts, flipped.resp_pkts), (0, 2));
+    let query = rows
+        .iter()
+        .find(|r| r.orig_p == 5353 && r.resp_p == 53)
+        .unwrap();
+    assert_eq!(query.orig_h, ip(A));
+    let mdns = rows.iter().find(|r| r.resp_p == 5353).unwrap();
+    assert_eq!(mdns.orig_h, ip(A));
+    assert_eq!(mdns.history.as_bytes(), b"D");
 }

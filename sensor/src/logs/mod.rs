@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::analyzers::{Record, LOG_PATHS};
+use crate::analyzers::{Record, LOG_FILES};
 use crate::stats::Stats;
 use crate::ts::Ts;
 use writer::LogFolder;
@@ -115,7 +115,7 @@ pub fn run_writer(
     if let Some((f, final_dir)) = current.take() {
         match &mode {
             OutputMode::Single(_) => {
-                f.finish(LOG_PATHS)?;
+                f.finish(LOG_FILES)?;
             }
             OutputMode::Intervals { .. } => close_interval(f, &final_dir, &stats, done.as_ref()),
         }
@@ -124,7 +124,7 @@ pub fn run_writer(
 }
 
 fn close_interval(f: LogFolder, final_dir: &Path, stats: &Stats, done: Option<&Sender<PathBuf>>) {
-    let result = f.finish(LOG_PATHS).and_then(|tmp| {
+    let result = f.finish(LOG_FILES).and_then(|tmp| {
         if final_dir.exists() {
             // A restart within the same interval: keep both rather than lose either.
             let mut n = 1;

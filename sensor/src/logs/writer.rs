@@ -5,10 +5,11 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::zeek::{self, Utf8Policy, ZeekRecord};
+use super::zeek::{self, Schema, Utf8Policy, ZeekRecord};
 
 struct LogFile {
     w: BufWriter<File>,
+    schema: &'static Schema,
 }
 
 /// The logs of one output folder: files are opened (with their header) on their first row.
@@ -48,10 +49,10 @@ impl LogFolder {
     pub fn write(&mut self, rec: &dyn ZeekRecord) -> io::Result<()> {
         let schema = rec.schema();
         if !self.files.contains_key(schema.path) {
-            let path = self.dir.join(format!("{}.log", schema.path));
+            let path = self.dir.join(schema.file_name());
             let mut w = BufWriter::with_capacity(64 * 1024, File::create(&path)?);
             zeek::write_header(&mut w, schema, &zeek::stamp(wall_secs(), &self.tz))?;
-            self.files.insert(schema.path, LogFile { w });
+            self.files.insert(schema.path, LogFile { w, schema });
         }
         let f = self.files.get_mut(schema.path).expect("inserted above");
         self.row.clear();
@@ -61,17 +62,17 @@ impl LogFolder {
         f.w.write_all(&self.row)
     }
 
-    /// Closes every log (`#close` line, flush, fsync) and creates an empty file for each name in
-    /// `all_paths` that got no row, so every interval holds every log.
-    pub fn finish(mut self, all_paths: &[&str]) -> io::Result<PathBuf> {
+    /// Closes every log (footer, flush, fsync) and creates an empty file for each file name in
+    /// `all_files` that got no row, so every interval holds every log.
+    pub fn finish(mut self, all_files: &[&str]) -> io::Result<PathBuf> {
         let close = zeek::stamp(wall_secs(), &self.tz);
         for (_, mut f) in self.files.drain() {
-            zeek::write_footer(&mut f.w, &close)?;
+            zeek::write_footer(&mut f.w, f.schema, &close)?;
             f.w.flush()?;
             f.w.get_ref().sync_all()?;
         }
-        for p in all_paths {
-            let path = self.dir.join(format!("{p}.log"));
+        for p in all_files {
+            let path = self.dir.join(p);
             if !path.exists() {
                 File::create(&path)?.sync_all()?;
             }

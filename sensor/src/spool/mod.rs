@@ -16,6 +16,10 @@
 //! A crash between 1 and 3 leaves a `.part` that [`recover`] removes at start-up; an interval
 //! folder that never got its bundle is found again by [`pending_intervals`].
 
+pub mod queue;
+pub mod retention;
+pub mod worker;
+
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read};
@@ -39,6 +43,8 @@ const OPEN_SUFFIX: &str = ".tmp";
 /// `chrono` format of the time part of an interval name (local wall clock of the sensor's
 /// configured zone, as the reference product names them).
 const NAME_TIME_FORMAT: &str = "%Y-%m-%d-%H:%M:%S";
+/// Length of the time part of a name, `YYYY-mm-dd-HH:MM:SS`.
+const STAMP_LEN: usize = 19;
 /// Mode of every tar member: the uploaded logs are plain world-readable files (reference §1.5
 /// chmods p0f-k.log to 644; Python's tarfile records the file's own mode, which is 0644 there).
 const MEMBER_MODE: u32 = 0o644;
@@ -95,6 +101,12 @@ fn interval_name(dir: &Path) -> Result<(&str, i64), SpoolError> {
     let time = name
         .strip_prefix(INTERVAL_PREFIX)
         .ok_or_else(|| bad("missing realtime- prefix"))?;
+    // The log stage names a second folder for the same interval `…-1`, `…-2` (a restart within
+    // the interval); it is bundled under that name like any other.
+    let time = match time.get(STAMP_LEN..).and_then(|s| s.strip_prefix('-')) {
+        Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => &time[..STAMP_LEN],
+        _ => time,
+    };
     let start =
         NaiveDateTime::parse_from_str(time, NAME_TIME_FORMAT).map_err(|_| bad("bad timestamp"))?;
     Ok((name, start.and_utc().timestamp()))
@@ -561,12 +573,28 @@ mod tests {
     }
 
     #[test]
+    fn second_folder_of_an_interval_is_bundled_under_its_own_name() {
+        let t = tempfile::tempdir().unwrap();
+        let name = format!("{NAME}-1");
+        let dir = interval(t.path(), &name, &[("conn.log", b"after a restart\n")]);
+        let spool = t.path().join("spool");
+        let b = bundle_interval(&dir, &spool, 3).unwrap();
+        assert_eq!(b, spool.join(format!("{name}.tar.zst")));
+        assert_eq!(
+            queue::bundle_interval_name(&format!("{name}.tar.zst")),
+            Some(name.as_str())
+        );
+    }
+
+    #[test]
     fn bad_interval_name_is_refused() {
         let t = tempfile::tempdir().unwrap();
         for name in [
             "conn",
             "realtime-2024-13-01-00:00:00",
             "realtime-2024-01-01-00:00:00.tmp",
+            "realtime-2024-01-01-00:00:00-",
+            "realtime-2024-01-01-00:00:00-x1",
         ] {
             let dir = interval(t.path(), name, &[("conn.log", b"")]);
             let e = bundle_interval(&dir, &t.path().join("spool"), 10).unwrap_err();

@@ -5,7 +5,11 @@
 //! and diffed). No external data is read.
 
 pub mod bench;
+pub mod handshakes;
+pub mod ot;
+pub mod other_ip;
 pub mod packet;
+pub mod raw;
 pub mod rng;
 pub mod sample;
 pub mod writer;

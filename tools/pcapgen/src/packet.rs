@@ -282,6 +282,14 @@ pub fn build_arp(
     pad(buf);
 }
 
+/// Any other Ethernet payload (CC-Link IE, PTP, ...), padded to the minimum frame.
+pub fn build_raw(buf: &mut Vec<u8>, link: &Link, ethertype: u16, payload: &[u8]) {
+    buf.clear();
+    push_eth(buf, link, ethertype);
+    buf.extend_from_slice(payload);
+    pad(buf);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

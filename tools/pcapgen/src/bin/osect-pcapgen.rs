@@ -8,6 +8,9 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use osect_pcapgen::bench::{write_bench, BenchOpts};
+use osect_pcapgen::handshakes::write_handshakes;
+use osect_pcapgen::ot::write_ot;
+use osect_pcapgen::other_ip::write_other_ip;
 use osect_pcapgen::sample::write_sample;
 
 #[derive(Parser)]
@@ -19,7 +22,8 @@ use osect_pcapgen::sample::write_sample;
 checksums). Output depends only on the arguments: the same command always writes the same bytes.\n\n\
   osect-pcapgen sample --out samples/sample.pcap\n\
   osect-pcapgen bench --packets 1000000 --flows 100000 --out bench-out/bench-1m.pcap\n\
-  osect-pcapgen bench --packets 2000000 --flows 1000000 --concurrent --out bench-out/concurrent-1m.pcap"
+  osect-pcapgen bench --packets 2000000 --flows 1000000 --concurrent --out bench-out/concurrent-1m.pcap\n\
+  osect-pcapgen ot ot.pcap"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -66,6 +70,35 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// The OT/discovery test capture: ARP, IPv6 neighbour discovery, DHCPv4 client requests
+    /// and CC-Link IE Control frames (the protocols the public corpus has no capture of), with
+    /// a few malformed messages.
+    Ot {
+        /// Output file.
+        out: PathBuf,
+    },
+    /// TCP handshakes for passive OS fingerprinting (p0f-k.log): SYN / SYN+ACK of many
+    /// systems' option layouts over IPv4 and IPv6, with every p0f quirk, retransmissions,
+    /// late and unpaired answers.
+    Handshakes {
+        #[arg(long, default_value_t = 2000)]
+        flows: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write the frames that would be VLAN-tagged untagged (otherwise identical).
+        #[arg(long)]
+        no_vlan: bool,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Flows of IP protocols other than TCP/UDP/ICMP (yaf_flow.log): OSPF, VRRP, ESP, PIM,
+    /// IGMP, SCTP, GRE, EtherIP, UDP-Lite, IPv6 extension headers, idle and active timeouts.
+    OtherIp {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn create(path: &PathBuf) -> std::io::Result<BufWriter<File>> {
@@ -79,7 +112,21 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let started = Instant::now();
     let result = match cli.cmd {
+        Cmd::Handshakes {
+            flows,
+            seed,
+            no_vlan,
+            out,
+        } => create(&out)
+            .and_then(|w| write_handshakes(w, flows, seed, !no_vlan))
+            .map(|n| eprintln!("osect-pcapgen: wrote {} ({n} packets)", out.display())),
+        Cmd::OtherIp { seed, out } => create(&out)
+            .and_then(|w| write_other_ip(w, seed))
+            .map(|n| eprintln!("osect-pcapgen: wrote {} ({n} packets)", out.display())),
         Cmd::Sample { out, seed } => create(&out).and_then(|w| write_sample(w, seed)).map(|n| {
+            eprintln!("osect-pcapgen: wrote {} ({n} packets)", out.display());
+        }),
+        Cmd::Ot { out } => create(&out).and_then(write_ot).map(|n| {
             eprintln!("osect-pcapgen: wrote {} ({n} packets)", out.display());
         }),
         Cmd::Bench {

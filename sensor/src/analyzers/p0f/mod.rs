@@ -1,0 +1,375 @@
+//! p0f-k.log: passive OS fingerprints of TCP SYN and SYN+ACK packets (reference §3.7).
+//!
+//! Each SYN and the first SYN+ACK answering it get p0f v3's TCP signature ([`sig`]), matched
+//! against a database in p0f's `p0f.fp` format ([`db`], [`matcher`]). As in p0f, a SYN opens
+//! a short-lived handshake entry: a retransmitted SYN (same sequence number) is not
+//! fingerprinted again, a SYN+ACK is fingerprinted only when its SYN was seen and only once,
+//! and its MSS-relative window uses the SYN's MSS. Entries end with FIN or RST, after 30 s, or
+//! when the fixed-size table is full (oldest first).
+
+pub mod db;
+pub mod matcher;
+pub mod sig;
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::decode::{tcp_flags, Decoded, MacPair, Transport};
+use crate::logs::zeek::{LogStyle, Row, Schema, ZeekRecord};
+use crate::stats::Stats;
+use crate::ts::Ts;
+
+pub use db::{Database, DbError};
+
+/// p0f-k.log has no header (reference §1.5: plain concatenation of p0f's output).
+pub static P0F_SCHEMA: Schema = Schema {
+    path: "p0f-k",
+    fields: &[
+        ("ts", "time"),
+        ("mod", "string"),
+        ("ip", "addr"),
+        ("mac", "string"),
+        ("os", "string"),
+        ("raw_sig", "string"),
+    ],
+    style: LogStyle::Bare,
+};
+
+/// One p0f-k.log line. The signature is kept as measured and rendered by the log writer,
+/// off the packet path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct P0fRecord {
+    pub ts: Ts,
+    /// SYN+ACK (the server) rather than SYN (the client).
+    pub syn_ack: bool,
+    pub ip: IpAddr,
+    pub mac: [u8; 6],
+    /// Label name and flavor, or `???` (shared: one string per database label).
+    pub os: Arc<str>,
+    pub sig: sig::PacketSig,
+    /// MSS of the SYN a SYN+ACK answers (window multiples), 0 for a SYN.
+    pub syn_mss: u16,
+}
+
+impl P0fRecord {
+    /// `raw_sig` as p0f prints it.
+    pub fn raw_sig(&self) -> String {
+        sig::render(&self.sig, self.syn_mss)
+    }
+
+    /// The line as p0f-k writes it (without the newline).
+    pub fn line(&self) -> String {
+        let mut s = String::with_capacity(160);
+        let secs = self.ts.0.div_euclid(1_000_000);
+        let us = self.ts.0.rem_euclid(1_000_000);
+        if secs < 0 {
+            s.push('-');
+        }
+        sig::push_dec(&mut s, secs.unsigned_abs());
+        s.push('.');
+        let frac = format_args!("{us:06}");
+        let _ = s.write_fmt(frac);
+        s.push('\t');
+        s.push_str(if self.syn_ack { "syn+ack" } else { "syn" });
+        s.push('\t');
+        match self.ip {
+            IpAddr::V4(a) => {
+                for (i, o) in a.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        s.push('.');
+                    }
+                    sig::push_dec(&mut s, u64::from(o));
+                }
+            }
+            // p0f prints the eight groups in full, without `::` compression.
+            IpAddr::V6(a) => {
+                for (i, g) in a.segments().iter().enumerate() {
+                    if i > 0 {
+                        s.push(':');
+                    }
+                    let _ = write!(s, "{g:x}");
+                }
+            }
+        }
+        s.push('\t');
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for (i, b) in self.mac.iter().enumerate() {
+            if i > 0 {
+                s.push(':');
+            }
+            s.push(char::from(HEX[usize::from(b >> 4)]));
+            s.push(char::from(HEX[usize::from(b & 15)]));
+        }
+        s.push('\t');
+        s.push_str(&self.os);
+        s.push('\t');
+        sig::render_into(&self.sig, self.syn_mss, &mut s);
+        s
+    }
+}
+
+impl ZeekRecord for P0fRecord {
+    fn schema(&self) -> &'static Schema {
+        &P0F_SCHEMA
+    }
+
+    fn write_row(&self, row: &mut Row<'_>) {
+        row.verbatim(self.line().as_bytes());
+    }
+}
+
+/// Signatures whose match is remembered (direct-mapped).
+const MATCH_CACHE: usize = 512;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct CacheKey {
+    sig: sig::PacketSig,
+    response: bool,
+    syn_mss: u16,
+}
+
+/// Handshake entries kept at once (p0f's default connection limit is 1000).
+pub const MAX_HANDSHAKES: usize = 4096;
+/// A SYN+ACK later than this after its SYN is not paired with it (p0f's `-t` default).
+const HANDSHAKE_SECS: i64 = 30;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    cli: (IpAddr, u16),
+    srv: (IpAddr, u16),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Handshake {
+    started: Ts,
+    /// Sequence number of the SYN.
+    seq: u32,
+    syn_mss: u16,
+    macs: MacPair,
+    acked: bool,
+    /// Position in the age queue (entries are found there by generation).
+    gen: u64,
+}
+
+/// The p0f analyzer: database plus handshake table.
+pub struct P0f {
+    db: Arc<Database>,
+    /// `os` of each label, rendered once.
+    os_names: Vec<Arc<str>>,
+    unknown: Arc<str>,
+    /// Recent signatures and what they matched: a network has few distinct stacks, and the
+    /// database scan is the costly part of a SYN.
+    cache: Vec<Option<(CacheKey, Option<matcher::Match>)>>,
+    cache_hasher: hashbrown::DefaultHashBuilder,
+    table: hashbrown::HashMap<Key, Handshake>,
+    /// Keys in the order their entries were created; stale positions are skipped.
+    ages: VecDeque<(Key, u64)>,
+    next_gen: u64,
+    stats: Arc<Stats>,
+}
+
+impl P0f {
+    pub fn new(db: Arc<Database>, stats: Arc<Stats>) -> P0f {
+        P0f {
+            os_names: db.labels.iter().map(|l| Arc::from(l.os_text())).collect(),
+            unknown: Arc::from("???"),
+            cache: vec![None; MATCH_CACHE],
+            cache_hasher: hashbrown::DefaultHashBuilder::default(),
+            db,
+            table: hashbrown::HashMap::with_capacity(MAX_HANDSHAKES),
+            ages: VecDeque::with_capacity(2 * MAX_HANDSHAKES),
+            next_gen: 0,
+            stats,
+        }
+    }
+
+    /// Looks at the innermost TCP segment of a frame; a SYN or SYN+ACK yields a record.
+    pub fn on_frame(&mut self, frame: &Decoded<'_>) -> Option<P0fRecord> {
+        let layer = frame.innermost()?;
+        let Transport::Tcp(seg) = &layer.transport else {
+            return None;
+        };
+        let kind = seg.flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::FIN | tcp_flags::RST);
+        let src = (layer.src, seg.src_port);
+        let dst = (layer.dst, seg.dst_port);
+        match kind {
+            tcp_flags::SYN => {
+                let key = Key { cli: src, srv: dst };
+                let rev = Key { cli: dst, srv: src };
+                if let Some(h) = self.table.get(&key) {
+                    if !self.expired(h, frame.ts) && h.seq == seg.seq {
+                        // A retransmitted SYN: p0f fingerprints a handshake once.
+                        return None;
+                    }
+                }
+                self.table.remove(&key);
+                self.table.remove(&rev);
+                let s = self.signature(layer, seg)?;
+                let m = self.find(&s, false, 0);
+                let non_os = m.is_some_and(|m| self.db.labels[m.label].class.is_none());
+                if !non_os {
+                    // Scanners (NMap, ...) get no handshake: p0f drops their flows.
+                    self.insert(
+                        key,
+                        Handshake {
+                            started: frame.ts,
+                            seq: seg.seq,
+                            syn_mss: s.mss,
+                            macs: frame.macs.unwrap_or_default(),
+                            acked: false,
+                            gen: 0,
+                        },
+                        frame.ts,
+                    );
+                }
+                Stats::inc(&self.stats.p0f_syn);
+                Some(self.record(
+                    frame.ts,
+                    false,
+                    layer.src,
+                    frame.macs.map(|m| m.src),
+                    &s,
+                    m,
+                    0,
+                ))
+            }
+            k if k == tcp_flags::SYN | tcp_flags::ACK => {
+                let key = Key { cli: dst, srv: src };
+                let h = *self.table.get(&key)?;
+                if self.expired(&h, frame.ts) {
+                    self.table.remove(&key);
+                    return None;
+                }
+                if h.acked {
+                    return None;
+                }
+                if let Some(e) = self.table.get_mut(&key) {
+                    e.acked = true;
+                }
+                let s = self.signature(layer, seg)?;
+                let m = self.find(&s, true, h.syn_mss);
+                Stats::inc(&self.stats.p0f_syn_ack);
+                Some(self.record(
+                    frame.ts,
+                    true,
+                    layer.src,
+                    // p0f-k takes the server's MAC from the SYN (its destination).
+                    Some(h.macs.dst),
+                    &s,
+                    m,
+                    h.syn_mss,
+                ))
+            }
+            _ => {
+                if kind & (tcp_flags::FIN | tcp_flags::RST) != 0 && !self.table.is_empty() {
+                    self.table.remove(&Key { cli: src, srv: dst });
+                    self.table.remove(&Key { cli: dst, srv: src });
+                }
+                None
+            }
+        }
+    }
+
+    /// The database match of a signature, through the cache.
+    fn find(&mut self, s: &sig::PacketSig, response: bool, syn_mss: u16) -> Option<matcher::Match> {
+        // Only whether a timestamp is present matters to matching, not its value.
+        let key = CacheKey {
+            sig: sig::PacketSig {
+                ts1: u32::from(s.ts1 != 0),
+                ..*s
+            },
+            response,
+            syn_mss,
+        };
+        let slot =
+            (std::hash::BuildHasher::hash_one(&self.cache_hasher, key) as usize) % MATCH_CACHE;
+        if let Some((k, m)) = &self.cache[slot] {
+            if *k == key {
+                return *m;
+            }
+        }
+        let m = matcher::find(&self.db, s, response, syn_mss);
+        self.cache[slot] = Some((key, m));
+        m
+    }
+
+    fn expired(&self, h: &Handshake, now: Ts) -> bool {
+        now.0 - h.started.0 > HANDSHAKE_SECS * 1_000_000
+    }
+
+    fn signature(
+        &self,
+        layer: &crate::decode::IpLayer<'_>,
+        seg: &crate::decode::TcpSegment<'_>,
+    ) -> Option<sig::PacketSig> {
+        match sig::extract(layer, seg) {
+            Ok(s) => {
+                if s.quirks & sig::quirk::OPT_BAD != 0 {
+                    // Still fingerprinted (`bad` is part of the signature, as in p0f).
+                    Stats::inc(&self.stats.analyzer_weirds);
+                }
+                Some(s)
+            }
+            Err(sig::NoSig::Skip) => None,
+            Err(sig::NoSig::Malformed) => {
+                Stats::inc(&self.stats.analyzer_weirds);
+                Stats::inc(&self.stats.p0f_malformed);
+                None
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        ts: Ts,
+        syn_ack: bool,
+        ip: IpAddr,
+        mac: Option<[u8; 6]>,
+        s: &sig::PacketSig,
+        m: Option<matcher::Match>,
+        syn_mss: u16,
+    ) -> P0fRecord {
+        if m.is_none() {
+            Stats::inc(&self.stats.p0f_unknown);
+        }
+        P0fRecord {
+            ts,
+            syn_ack,
+            ip,
+            mac: mac.unwrap_or_default(),
+            os: m.map_or_else(|| self.unknown.clone(), |m| self.os_names[m.label].clone()),
+            sig: *s,
+            syn_mss,
+        }
+    }
+
+    fn insert(&mut self, key: Key, mut h: Handshake, now: Ts) {
+        if self.ages.len() >= 2 * MAX_HANDSHAKES {
+            // Drop positions of entries already gone (closed, replaced): amortised O(1).
+            let table = &self.table;
+            self.ages
+                .retain(|(k, g)| table.get(k).is_some_and(|e| e.gen == *g));
+        }
+        while self.table.len() >= MAX_HANDSHAKES {
+            let Some((old, gen)) = self.ages.pop_front() else {
+                break;
+            };
+            if let Some(e) = self.table.get(&old).filter(|e| e.gen == gen).copied() {
+                self.table.remove(&old);
+                if !self.expired(&e, now) {
+                    Stats::inc(&self.stats.p0f_handshakes_evicted);
+                }
+            }
+        }
+        self.next_gen += 1;
+        h.gen = self.next_gen;
+        self.table.insert(key, h);
+        self.ages.push_back((key, h.gen));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,570 @@
+//! The compiled rule set: rules sorted into the inspection points where they can fire, a
+//! multi-pattern prefilter per inspection point and buffer, and the per-rule verification.
+//!
+//! Each inspection point ([`Point`]) keeps one Aho-Corasick automaton per (buffer,
+//! transforms) pair over the rules' fast patterns (case-insensitive; the verification checks
+//! case). A packet or transaction runs the automata over its buffers, collects the rules whose
+//! fast pattern occurs, adds the rules without any usable pattern, and verifies those in rule
+//! order. Rule order puts flowbit writers before readers and unsets last, so that rules
+//! reading a bit set by another rule on the same packet see it, as Suricata's ordering does.
+
+use std::net::IpAddr;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+use super::inspect::{self, VarSlots};
+use super::rule::*;
+use crate::decode::{IpLayer, Transport};
+
+/// Where rules are evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Point {
+    PktTcp = 0,
+    PktUdp,
+    PktIcmp,
+    PktOther,
+    HttpRequest,
+    HttpResponse,
+    Dns,
+    TlsClient,
+    TlsServer,
+}
+
+pub const POINTS: usize = 9;
+
+/// Which payload instances a payload list may see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PayloadSel {
+    Packet,
+    Stream,
+    Both,
+}
+
+/// The buffers of one inspection (a packet, a transaction).
+pub trait Source {
+    /// Calls `f` on each instance of `buf` (most buffers have one; `tls.certs` and the
+    /// payload with its stream window may have several) until it returns true. `f`'s second
+    /// argument is the stream window's already-inspected prefix length, if any.
+    fn any(
+        &self,
+        buf: Buf,
+        sel: PayloadSel,
+        f: &mut dyn FnMut(&[u8], Option<usize>) -> bool,
+    ) -> bool;
+}
+
+/// Packet and flow facts the header, flow and packet keywords check.
+pub struct Facts<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub ip_proto: u8,
+    pub layer: Option<&'a IpLayer<'a>>,
+    pub payload_len: usize,
+    pub to_server: bool,
+    pub established: bool,
+    pub app: Option<AppProto>,
+    /// Protocol detection is over (a `None` app is final).
+    pub app_final: bool,
+    /// Payload bytes so far from the client and from the server.
+    pub stream_bytes: [u64; 2],
+}
+
+struct PfSet {
+    buf: Buf,
+    transforms: Vec<Transform>,
+    ac: AhoCorasick,
+    /// Rules per pattern id.
+    rules: Vec<Vec<u32>>,
+}
+
+#[derive(Default)]
+struct PointIndex {
+    sets: Vec<PfSet>,
+    /// Rules with no pattern for the prefilter: always verified.
+    always: Vec<u32>,
+    /// How many rules can fire here.
+    count: usize,
+}
+
+pub struct Compiled {
+    pub rules: Vec<Rule>,
+    points: Vec<PointIndex>,
+}
+
+/// A rule's fast pattern at an inspection point: buffer, transforms, bytes, rule index.
+type PatEntry = (Buf, Vec<Transform>, Vec<u8>, u32);
+/// Patterns of one (buffer, transforms) pair and the rules of each.
+type PatGroup = (Buf, Vec<Transform>, Vec<Vec<u8>>, Vec<Vec<u32>>);
+type PatKey = (Buf, Vec<Transform>, Vec<u8>);
+
+/// Reusable per-inspection scratch space.
+#[derive(Default)]
+pub struct Scratch {
+    seen: Vec<u64>,
+    cands: Vec<u32>,
+}
+
+/// Evaluation rank: flowbit setters first, then readers that also set, readers, rules
+/// without flowbits, and unsetters last.
+fn rank(r: &Rule) -> u8 {
+    let reads = r
+        .flowbits
+        .iter()
+        .any(|f| matches!(f, FlowbitOp::IsSet(_) | FlowbitOp::IsNotSet(_)));
+    let sets = r
+        .flowbits
+        .iter()
+        .any(|f| matches!(f, FlowbitOp::Set(_) | FlowbitOp::Toggle(_)));
+    let unsets = r.flowbits.iter().any(|f| matches!(f, FlowbitOp::Unset(_)));
+    match (sets, reads, unsets) {
+        (true, false, _) => 0,
+        (true, true, _) => 1,
+        (false, true, _) => 2,
+        (false, false, true) => 4,
+        (false, false, false) => 3,
+    }
+}
+
+/// The inspection points where a rule can fire.
+pub fn points_of(r: &Rule) -> Vec<Point> {
+    if r.uses_buf(Buf::is_http) || r.header.app == Some(AppProto::Http) && has_app_bufs(r) {
+        let mut req = false;
+        let mut resp = false;
+        for l in &r.lists {
+            match l.buf.http_side() {
+                Side::Request => req = true,
+                Side::Response => resp = true,
+                _ => {}
+            }
+        }
+        return if resp {
+            vec![Point::HttpResponse]
+        } else if req {
+            vec![Point::HttpRequest]
+        } else {
+            match r.flow.to_server {
+                Some(true) => vec![Point::HttpRequest],
+                Some(false) => vec![Point::HttpResponse],
+                None => vec![Point::HttpRequest, Point::HttpResponse],
+            }
+        };
+    }
+    if r.uses_buf(|b| b == Buf::DnsQuery) {
+        return vec![Point::Dns];
+    }
+    if r.uses_buf(Buf::is_tls) {
+        return if r.uses_buf(Buf::is_tls_server) {
+            vec![Point::TlsServer]
+        } else {
+            vec![Point::TlsClient]
+        };
+    }
+    let app_tcp = matches!(
+        r.header.app,
+        Some(AppProto::Http | AppProto::Tls | AppProto::Smtp | AppProto::Ftp | AppProto::Ssh)
+    );
+    match r.header.proto {
+        Proto::Tcp | Proto::TcpPkt | Proto::TcpStream => vec![Point::PktTcp],
+        Proto::Udp => vec![Point::PktUdp],
+        Proto::Icmp | Proto::Icmpv4 | Proto::Icmpv6 => vec![Point::PktIcmp],
+        Proto::Ip if r.header.app == Some(AppProto::Dns) => vec![Point::PktTcp, Point::PktUdp],
+        Proto::Ip if app_tcp => vec![Point::PktTcp],
+        Proto::Ip => vec![
+            Point::PktTcp,
+            Point::PktUdp,
+            Point::PktIcmp,
+            Point::PktOther,
+        ],
+    }
+}
+
+fn has_app_bufs(r: &Rule) -> bool {
+    r.lists.iter().any(|l| l.buf != Buf::Payload)
+}
+
+/// The content that goes into the prefilter: the one marked `fast_pattern`, else the
+/// longest positive content. Returns (list index, bytes).
+fn fast_pattern(r: &Rule) -> Option<(usize, Vec<u8>)> {
+    let mut best: Option<(usize, &Content)> = None;
+    for (li, l) in r.lists.iter().enumerate() {
+        for m in &l.matches {
+            if let Match::Content(c) = m {
+                if c.negated {
+                    continue;
+                }
+                if c.fast_pattern {
+                    best = Some((li, c));
+                    return best.map(|(li, c)| (li, fp_bytes(c)));
+                }
+                if best.is_none_or(|(_, b)| c.pattern.len() > b.pattern.len()) {
+                    best = Some((li, c));
+                }
+            }
+        }
+    }
+    best.map(|(li, c)| (li, fp_bytes(c)))
+}
+
+fn fp_bytes(c: &Content) -> Vec<u8> {
+    let p = match c.fp_chop {
+        Some((o, l)) => &c.pattern[o..o + l],
+        None => &c.pattern[..],
+    };
+    p.to_ascii_lowercase()
+}
+
+impl Compiled {
+    /// Sorts the rules into evaluation order and builds the prefilters.
+    pub fn build(mut rules: Vec<Rule>) -> Compiled {
+        rules.sort_by_key(rank);
+        let mut pats: Vec<Vec<PatEntry>> = vec![Vec::new(); POINTS];
+        let mut points: Vec<PointIndex> = (0..POINTS).map(|_| PointIndex::default()).collect();
+        for (ri, r) in rules.iter().enumerate() {
+            let fp = fast_pattern(r);
+            for p in points_of(r) {
+                let pi = &mut points[p as usize];
+                pi.count += 1;
+                match &fp {
+                    Some((li, bytes)) => {
+                        let l = &r.lists[*li];
+                        pats[p as usize].push((
+                            l.buf,
+                            l.transforms.clone(),
+                            bytes.clone(),
+                            ri as u32,
+                        ))
+                    }
+                    None => pi.always.push(ri as u32),
+                }
+            }
+        }
+        for (p, list) in pats.into_iter().enumerate() {
+            // Group by (buffer, transforms), deduplicating patterns.
+            let mut groups: Vec<PatGroup> = Vec::new();
+            let mut index: std::collections::HashMap<PatKey, (usize, usize)> =
+                std::collections::HashMap::new();
+            for (buf, tr, bytes, ri) in list {
+                let key = (buf, tr.clone(), bytes.clone());
+                if let Some(&(g, pid)) = index.get(&key) {
+                    groups[g].3[pid].push(ri);
+                    continue;
+                }
+                let g = match groups.iter().position(|g| g.0 == buf && g.1 == tr) {
+                    Some(g) => g,
+                    None => {
+                        groups.push((buf, tr, Vec::new(), Vec::new()));
+                        groups.len() - 1
+                    }
+                };
+                groups[g].2.push(bytes);
+                groups[g].3.push(vec![ri]);
+                index.insert(key, (g, groups[g].2.len() - 1));
+            }
+            for (buf, transforms, patterns, rules_of) in groups {
+                let ac = AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .build(&patterns)
+                    .expect("literal patterns always build");
+                points[p].sets.push(PfSet {
+                    buf,
+                    transforms,
+                    ac,
+                    rules: rules_of,
+                });
+            }
+        }
+        Compiled { rules, points }
+    }
+
+    pub fn rules_at(&self, p: Point) -> usize {
+        self.points[p as usize].count
+    }
+
+    /// The rules worth verifying at `p` for these buffers, in evaluation order.
+    pub fn candidates<'s>(&self, p: Point, src: &dyn Source, sc: &'s mut Scratch) -> &'s [u32] {
+        let words = self.rules.len().div_ceil(64);
+        if sc.seen.len() != words {
+            sc.seen = vec![0; words];
+        }
+        sc.cands.clear();
+        let pi = &self.points[p as usize];
+        if pi.count == 0 {
+            return &sc.cands;
+        }
+        let Scratch { seen, cands } = sc;
+        let mut add = |ri: u32| {
+            let (w, b) = (ri as usize / 64, ri % 64);
+            if seen[w] & (1 << b) == 0 {
+                seen[w] |= 1 << b;
+                cands.push(ri);
+            }
+        };
+        for &ri in &pi.always {
+            add(ri);
+        }
+        for set in &pi.sets {
+            src.any(set.buf, PayloadSel::Both, &mut |data, _| {
+                let data = inspect::transform(data, &set.transforms);
+                for m in set.ac.find_overlapping_iter(&*data) {
+                    for &ri in &set.rules[m.pattern().as_usize()] {
+                        add(ri);
+                    }
+                }
+                false
+            });
+        }
+        for &ri in cands.iter() {
+            seen[ri as usize / 64] &= !(1 << (ri % 64));
+        }
+        cands.sort_unstable();
+        cands
+    }
+}
+
+/// Header: protocol, addresses and ports (either orientation for `<>`).
+pub fn header_matches(r: &Rule, f: &Facts<'_>) -> bool {
+    let h = &r.header;
+    let proto_ok = match h.proto {
+        Proto::Ip => true,
+        Proto::Tcp | Proto::TcpPkt | Proto::TcpStream => f.ip_proto == 6,
+        Proto::Udp => f.ip_proto == 17,
+        Proto::Icmp => f.ip_proto == 1 || f.ip_proto == 58,
+        Proto::Icmpv4 => f.ip_proto == 1,
+        Proto::Icmpv6 => f.ip_proto == 58,
+    };
+    if !proto_ok {
+        return false;
+    }
+    if let Some(a) = h.app {
+        if f.app != Some(a) {
+            return false;
+        }
+    }
+    let fwd = h.src.matches(&f.src)
+        && h.dst.matches(&f.dst)
+        && h.sport.matches(f.sport)
+        && h.dport.matches(f.dport);
+    fwd || (h.bidir
+        && h.src.matches(&f.dst)
+        && h.dst.matches(&f.src)
+        && h.sport.matches(f.dport)
+        && h.dport.matches(f.sport))
+}
+
+fn flow_matches(r: &Rule, f: &Facts<'_>) -> bool {
+    if let Some(ts) = r.flow.to_server {
+        if ts != f.to_server {
+            return false;
+        }
+    }
+    if let Some(est) = r.flow.established {
+        if est != f.established {
+            return false;
+        }
+    }
+    true
+}
+
+fn app_layer_matches(r: &Rule, f: &Facts<'_>) -> bool {
+    r.app_layer.iter().all(|&(a, neg)| {
+        if f.app.is_none() && !f.app_final {
+            // Not known yet: neither `http` nor `!http` holds.
+            return false;
+        }
+        (f.app == Some(a)) != neg
+    })
+}
+
+fn flag_test(have: u8, bits: u8, mode: FlagMode) -> bool {
+    match mode {
+        FlagMode::Exact => have == bits,
+        FlagMode::All => have & bits == bits,
+        FlagMode::Any => have & bits != 0,
+        FlagMode::Not => have & bits == 0,
+    }
+}
+
+fn packet_matches(r: &Rule, f: &Facts<'_>) -> bool {
+    for c in &r.packet {
+        let ok = match c {
+            PacketCheck::Dsize(cmp) => cmp.test(f.payload_len as u64),
+            PacketCheck::StreamSize(side, cmp) => {
+                let [cl, sv] = f.stream_bytes;
+                match side {
+                    StreamSide::Client => cmp.test(cl),
+                    StreamSide::Server => cmp.test(sv),
+                    StreamSide::Both => cmp.test(cl) && cmp.test(sv),
+                    StreamSide::Either => cmp.test(cl) || cmp.test(sv),
+                }
+            }
+            _ => {
+                let Some(l) = f.layer else { return false };
+                match c {
+                    PacketCheck::Ttl(cmp) => cmp.test(l.ttl as u64),
+                    PacketCheck::IpProto(p, neg) => (l.proto == *p) != *neg,
+                    PacketCheck::IpId(id) => l.ip_id == *id && l.src.is_ipv4(),
+                    PacketCheck::IpOpt(want) => ipv4_has_option(l, *want),
+                    PacketCheck::FragBits { bits, mode } => {
+                        let have = l
+                            .header
+                            .get(6)
+                            .map(|b| {
+                                let mut v = 0;
+                                if b & 0x20 != 0 {
+                                    v |= 1;
+                                }
+                                if b & 0x40 != 0 {
+                                    v |= 2;
+                                }
+                                if b & 0x80 != 0 {
+                                    v |= 4;
+                                }
+                                v
+                            })
+                            .unwrap_or(0);
+                        l.src.is_ipv4() && flag_test(have, *bits, *mode)
+                    }
+                    PacketCheck::Itype(cmp) | PacketCheck::Icode(cmp) => match &l.transport {
+                        Transport::Icmp(i) => cmp.test(if matches!(c, PacketCheck::Itype(_)) {
+                            i.icmp_type
+                        } else {
+                            i.code
+                        } as u64),
+                        _ => false,
+                    },
+                    PacketCheck::IcmpId(v) | PacketCheck::IcmpSeq(v) => match &l.transport {
+                        Transport::Icmp(i) => {
+                            // Only echo request/reply carry an id and sequence number.
+                            let echo =
+                                matches!((i.v6, i.icmp_type), (false, 0 | 8) | (true, 128 | 129));
+                            let at = if matches!(c, PacketCheck::IcmpId(_)) {
+                                4
+                            } else {
+                                6
+                            };
+                            echo && i.header.get(at..at + 2) == Some(&v.to_be_bytes()[..])
+                        }
+                        _ => false,
+                    },
+                    PacketCheck::Flags { bits, mode, ignore } => match &l.transport {
+                        Transport::Tcp(t) => flag_test(t.flags & !ignore, *bits & !ignore, *mode),
+                        _ => false,
+                    },
+                    PacketCheck::Seq(v) => matches!(&l.transport, Transport::Tcp(t) if t.seq == *v),
+                    PacketCheck::Ack(v) => matches!(&l.transport, Transport::Tcp(t) if t.ack == *v),
+                    PacketCheck::Window(v, neg) => {
+                        matches!(&l.transport, Transport::Tcp(t) if (t.window == *v) != *neg)
+                    }
+                    PacketCheck::Dsize(_) | PacketCheck::StreamSize(..) => true,
+                }
+            }
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+fn ipv4_has_option(l: &IpLayer<'_>, want: Option<u8>) -> bool {
+    if !l.src.is_ipv4() || l.header.len() <= 20 {
+        return false;
+    }
+    let mut o = &l.header[20..];
+    while let Some(&t) = o.first() {
+        if want.is_none_or(|w| w == t) {
+            return true;
+        }
+        match t {
+            0 => return false,
+            1 => o = &o[1..],
+            _ => {
+                let Some(&len) = o.get(1) else { return false };
+                if len < 2 || len as usize > o.len() {
+                    return false;
+                }
+                o = &o[len as usize..];
+            }
+        }
+    }
+    false
+}
+
+fn flowbits_match(r: &Rule, bits: &[u32]) -> bool {
+    r.flowbits.iter().all(|op| match op {
+        FlowbitOp::IsSet(ids) => ids.iter().any(|i| bits.contains(i)),
+        FlowbitOp::IsNotSet(ids) => ids.iter().any(|i| !bits.contains(i)),
+        _ => true,
+    })
+}
+
+/// Most flowbits one connection holds (bounded storage; setting more is counted).
+pub const MAX_FLOWBITS: usize = 32;
+
+/// Applies a matched rule's flowbit writes; false when a set was refused (table full).
+pub fn flowbits_apply(r: &Rule, bits: &mut Vec<u32>) -> bool {
+    let mut ok = true;
+    for op in &r.flowbits {
+        match op {
+            FlowbitOp::Set(i) if !bits.contains(i) => {
+                if bits.len() >= MAX_FLOWBITS {
+                    ok = false;
+                } else {
+                    bits.push(*i);
+                }
+            }
+            FlowbitOp::Unset(i) => bits.retain(|b| b != i),
+            FlowbitOp::Toggle(i) => {
+                if let Some(p) = bits.iter().position(|b| b == i) {
+                    bits.swap_remove(p);
+                } else if bits.len() < MAX_FLOWBITS {
+                    bits.push(*i);
+                }
+            }
+            _ => {}
+        }
+    }
+    ok
+}
+
+/// Which payload instances a rule's payload lists may inspect.
+fn payload_sel(r: &Rule) -> PayloadSel {
+    if r.flow.only_stream || r.header.proto == Proto::TcpStream {
+        PayloadSel::Stream
+    } else if r.flow.no_stream || r.header.proto == Proto::TcpPkt {
+        PayloadSel::Packet
+    } else {
+        PayloadSel::Both
+    }
+}
+
+/// Verifies every condition of a rule except thresholds; flowbits are read, not written.
+pub fn verify(r: &Rule, f: &Facts<'_>, src: &dyn Source, bits: &[u32]) -> bool {
+    if !header_matches(r, f)
+        || !flow_matches(r, f)
+        || !app_layer_matches(r, f)
+        || !flowbits_match(r, bits)
+        || !packet_matches(r, f)
+    {
+        return false;
+    }
+    let sel = payload_sel(r);
+    let mut vars: VarSlots = [0; 8];
+    for l in &r.lists {
+        let ok = src.any(l.buf, sel, &mut |data, new_from| {
+            if l.transforms.is_empty() {
+                inspect::inspect(&l.matches, data, &mut vars, new_from)
+            } else {
+                let t = inspect::transform(data, &l.transforms);
+                inspect::inspect(&l.matches, &t, &mut vars, None)
+            }
+        });
+        if !ok {
+            return false;
+        }
+    }
+    true
+}

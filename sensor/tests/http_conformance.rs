@@ -1,0 +1,373 @@
+//! http.log conformance against the Zeek corpus (`shared/corpus/zeek`, see its README).
+//!
+//! For every case with an http.log expectation (full `http.log`, or `http.cut.tsv`) the sensor
+//! replays `trace.pcap` with Zeek-like settings (`-C` cases without checksum verification) and
+//! http.log is scored field by field over the columns both logs have (`common::zeeklog`):
+//! rows as a multiset, uids through one bijection per case, `proxied`/`tags` as sets.
+//! Not scored: `ts` (canonified in the corpus) and `password`: two basic-auth cases were
+//! recorded with `HTTP::default_capture_password=T`, while the product never records
+//! passwords (the column is always unset). The file columns (`*_fuids`, `*_mime_types`,
+//! `*_filenames`) are not product columns and so not compared.
+//!
+//! The test prints a table per case, the overall figure and the worst cases, and requires
+//! >= 95% of the expected fields to agree overall.
+//!
+//! Run: `cargo test -p osect-sensor --test http_conformance -- --nocapture`
+//! One case, all its mismatches: `ZEEK_CASE=http-methods ZEEK_EXAMPLES=100 cargo test -p osect-sensor --test http_conformance -- --nocapture`
+//! The report is also written to `$CARGO_TARGET_TMPDIR/zeek_conformance_http.txt`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::zeeklog::{compare_case, CompareOptions, LogPair, LogScore, Table};
+
+const MIN_OVERALL_PERCENT: f64 = 95.0;
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+const WORST_CASES: usize = 6;
+const EXAMPLES_PER_CASE: usize = 6;
+
+/// Mismatch examples printed per worst case (`ZEEK_EXAMPLES=N` to see more).
+fn examples_per_case() -> usize {
+    std::env::var("ZEEK_EXAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(EXAMPLES_PER_CASE)
+}
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/zeek")
+}
+
+/// True if case.json's `zeek_flags` array mentions `-C`. A tiny scan instead of a JSON parser
+/// (no JSON crate among the dev-dependencies); anything unexpected reads as "no -C".
+fn zeek_flags_ignore_checksums(case_json: &str) -> bool {
+    let Some(start) = case_json.find("\"zeek_flags\"") else {
+        return false;
+    };
+    let rest = &case_json[start..];
+    let (Some(open), Some(close)) = (rest.find('['), rest.find(']')) else {
+        return false;
+    };
+    open < close
+        && rest[open..close]
+            .split('"')
+            .any(|s| s == "-C" || s.starts_with("-C "))
+}
+
+struct Run {
+    out_dir: PathBuf,
+    status: String,
+}
+
+/// Replays one trace into `tmp/out`, with a config equivalent to Zeek's defaults for conn.log.
+fn run_sensor(trace: &Path, tmp: &Path, ignore_checksums: bool) -> Run {
+    let out_dir = tmp.join("out");
+    let config = tmp.join("zeek.toml");
+    let toml = format!(
+        "# Zeek >= 6 semantics for local_orig/local_resp\n[conn]\nlocal_nets = [\"private\"]\n\n[decode]\nverify_checksums = {}\n",
+        !ignore_checksums
+    );
+    if let Err(e) = fs::write(&config, toml) {
+        return Run {
+            out_dir,
+            status: format!("cannot write config: {e}"),
+        };
+    }
+    let stderr_path = tmp.join("stderr.txt");
+    let stderr = match fs::File::create(&stderr_path) {
+        Ok(f) => f,
+        Err(e) => {
+            return Run {
+                out_dir,
+                status: format!("cannot create {}: {e}", stderr_path.display()),
+            }
+        }
+    };
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osect-sensor"));
+    cmd.arg("replay")
+        .arg(trace)
+        .arg("--out")
+        .arg(&out_dir)
+        .args(["--seed", "1"])
+        .arg("--config")
+        .arg(&config);
+    // stderr goes to a file, not a pipe: a chatty sensor must not block on a full pipe.
+    let mut child = match cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            return Run {
+                out_dir,
+                status: format!("spawn failed: {e}"),
+            }
+        }
+    };
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) if st.success() => break "ok".to_string(),
+            Ok(Some(st)) => {
+                break format!(
+                    "exit {}",
+                    st.code().map_or("signal".to_string(), |c| c.to_string())
+                )
+            }
+            Ok(None) if started.elapsed() > RUN_TIMEOUT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break format!("timeout after {}s", RUN_TIMEOUT.as_secs());
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => break format!("wait failed: {e}"),
+        }
+    };
+    let status = if status == "ok" {
+        status
+    } else {
+        let err = fs::read(&stderr_path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let first = err
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
+        format!("{status}: {}", first.chars().take(100).collect::<String>())
+    };
+    Run { out_dir, status }
+}
+
+fn read_text(path: &Path) -> Option<String> {
+    fs::read(path)
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+struct CaseResult {
+    case: String,
+    run: String,
+    scores: Vec<LogScore>,
+}
+
+impl CaseResult {
+    fn agreed(&self) -> usize {
+        self.scores.iter().map(|s| s.agreed).sum()
+    }
+    fn total(&self) -> usize {
+        self.scores.iter().map(|s| s.total).sum()
+    }
+    fn percent(&self) -> f64 {
+        if self.total() == 0 {
+            100.0
+        } else {
+            100.0 * self.agreed() as f64 / self.total() as f64
+        }
+    }
+}
+
+/// How http.log is compared: as conn.log, minus the password column (see the module docs).
+fn http_options() -> CompareOptions {
+    let mut opts = CompareOptions::default();
+    opts.ignore.push("password".to_string());
+    opts
+}
+
+/// The expectations of one case that concern http.log.
+fn http_expectations(dir: &Path) -> Vec<(String, Table)> {
+    let mut out = Vec::new();
+    if let Some(t) = read_text(&dir.join("http.log")) {
+        out.push(("http.log".to_string(), Table::parse_zeek(&t)));
+    }
+    if let Some(t) = read_text(&dir.join("http.cut.tsv")) {
+        out.push(("http.cut.tsv".to_string(), Table::parse_tsv(&t)));
+    }
+    out
+}
+
+fn report(results: &[CaseResult]) -> (String, f64) {
+    let mut r = String::new();
+    let _ = writeln!(
+        r,
+        "Zeek conformance, http.log: all common columns except ts and password are scored"
+    );
+    let _ = writeln!(
+        r,
+        "(uids through one expected<->actual bijection per case; rows as multisets)"
+    );
+    let _ = writeln!(r);
+    let _ = writeln!(
+        r,
+        "{:<40} {:<14} {:>5} {:>5} {:>13} {:>7}  run",
+        "case", "expectation", "exp", "act", "agreed/total", "%"
+    );
+    let (mut agreed, mut total) = (0usize, 0usize);
+    let mut by_field: BTreeMap<String, usize> = BTreeMap::new();
+    for c in results {
+        for s in &c.scores {
+            let _ = writeln!(
+                r,
+                "{:<40} {:<14} {:>5} {:>5} {:>13} {:>6.1}%  {}",
+                c.case,
+                s.name,
+                s.expected_rows,
+                s.actual_rows,
+                format!("{}/{}", s.agreed, s.total),
+                s.percent(),
+                c.run
+            );
+            agreed += s.agreed;
+            total += s.total;
+            for m in &s.mismatches {
+                *by_field.entry(m.field.clone()).or_default() += 1;
+            }
+        }
+    }
+    let overall = if total == 0 {
+        0.0
+    } else {
+        100.0 * agreed as f64 / total as f64
+    };
+    let _ = writeln!(r);
+    let _ = writeln!(
+        r,
+        "OVERALL {agreed}/{total} fields = {overall:.2}% (target >= {MIN_OVERALL_PERCENT}%) over {} cases",
+        results.len()
+    );
+    if !by_field.is_empty() {
+        let mut v: Vec<_> = by_field.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let list: Vec<String> = v.iter().map(|(f, n)| format!("{f}={n}")).collect();
+        let _ = writeln!(
+            r,
+            "mismatches by field ('*' = unmatched row): {}",
+            list.join(" ")
+        );
+    }
+    let mut worst: Vec<&CaseResult> = results.iter().filter(|c| c.agreed() < c.total()).collect();
+    worst.sort_by(|a, b| {
+        a.percent()
+            .total_cmp(&b.percent())
+            .then(a.case.cmp(&b.case))
+    });
+    if !worst.is_empty() {
+        let _ = writeln!(r);
+        let _ = writeln!(r, "Worst {} cases:", worst.len().min(WORST_CASES));
+    }
+    for c in worst.iter().take(WORST_CASES) {
+        let _ = writeln!(r, "* {} {:.1}% (run: {})", c.case, c.percent(), c.run);
+        for s in &c.scores {
+            for n in s
+                .notes
+                .iter()
+                .filter(|n| !n.contains("missing in actual"))
+                .take(4)
+            {
+                let _ = writeln!(r, "    note [{}]: {n}", s.name);
+            }
+            for m in s.mismatches.iter().take(examples_per_case()) {
+                let _ = writeln!(
+                    r,
+                    "    [{}] {} {}: expected {:?} | actual {:?}",
+                    s.name, m.row, m.field, m.expected, m.actual
+                );
+            }
+            if s.mismatches.len() > examples_per_case() {
+                let _ = writeln!(
+                    r,
+                    "    ... {} more mismatching fields",
+                    s.mismatches.len() - examples_per_case()
+                );
+            }
+        }
+    }
+    (r, overall)
+}
+
+#[test]
+fn zeek_conformance_http_log() {
+    let corpus = corpus_dir();
+    let cases_dir = corpus.join("cases");
+    assert!(
+        cases_dir.is_dir(),
+        "Zeek conformance corpus not found: expected {} (the shared corpus next to the repository, \
+         i.e. <repo>/../shared/corpus/zeek/cases). Check out the shared corpus there.",
+        cases_dir.display()
+    );
+    let only = std::env::var("ZEEK_CASE").ok().filter(|s| !s.is_empty());
+    let mut dirs: Vec<PathBuf> = fs::read_dir(&cases_dir)
+        .expect("read corpus cases dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+
+    let mut results = Vec::new();
+    for dir in dirs {
+        let case = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if only.as_deref().is_some_and(|o| o != case) {
+            continue;
+        }
+        let expectations = http_expectations(&dir);
+        if expectations.is_empty() {
+            continue;
+        }
+        let ignore_checksums =
+            read_text(&dir.join("case.json")).is_some_and(|j| zeek_flags_ignore_checksums(&j));
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let run = run_sensor(&dir.join("trace.pcap"), tmp.path(), ignore_checksums);
+        let actual = match read_text(&run.out_dir.join("http.log")) {
+            Some(text) => {
+                let mut t = Table::parse_zeek(&text);
+                t.canonify();
+                t
+            }
+            None => Table {
+                problems: vec!["no http.log written".to_string()],
+                ..Table::default()
+            },
+        };
+        let pairs: Vec<LogPair> = expectations
+            .iter()
+            .map(|(name, expected)| LogPair {
+                name: name.clone(),
+                expected,
+                actual: &actual,
+                opts: http_options(),
+            })
+            .collect();
+        let scores = compare_case(&pairs);
+        results.push(CaseResult {
+            case,
+            run: run.status,
+            scores,
+        });
+    }
+    assert!(
+        !results.is_empty(),
+        "no case with an http.log expectation under {}",
+        cases_dir.display()
+    );
+
+    let (text, overall) = report(&results);
+    println!("{text}");
+    let report_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("zeek_conformance_http.txt");
+    let _ = fs::write(&report_path, &text);
+    assert!(
+        overall >= MIN_OVERALL_PERCENT,
+        "http.log conformance {overall:.2}% < {MIN_OVERALL_PERCENT}% (report above and in {})",
+        report_path.display()
+    );
+}
