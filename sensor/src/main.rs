@@ -295,7 +295,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Cmd::Diag { config, json } => {
-            let r = diag::Report::gather(config.as_deref(), &diag::Sources::default());
+            let mut r = diag::Report::gather(config.as_deref(), &diag::Sources::default());
+            r.probe_server(std::time::Duration::from_secs(5));
             let checks = r.checks();
             if json {
                 println!("{}", r.render_json(Some(&checks)));

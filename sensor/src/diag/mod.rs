@@ -69,6 +69,62 @@ impl Counters {
     }
 }
 
+/// `YYYY-mm-ddTHH:MM:SSZ` of a Unix time.
+fn fmt_unix(t: i64) -> String {
+    DateTime::<Utc>::from_timestamp(t, 0)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// `host:port` of an `https://` URL (port 443 when none is given).
+pub fn host_port(url: &str) -> Option<String> {
+    let rest = url.trim().strip_prefix("https://")?;
+    let auth = rest.split('/').next()?;
+    let auth = auth.rsplit('@').next()?;
+    if auth.is_empty() {
+        return None;
+    }
+    let has_port = if let Some(v6) = auth.strip_prefix('[') {
+        v6.contains("]:")
+    } else {
+        auth.contains(':')
+    };
+    Some(if has_port {
+        auth.to_string()
+    } else {
+        format!("{auth}:443")
+    })
+}
+
+/// The interval folder being written (`realtime-...tmp`, the newest) and the data lines of
+/// each log in it so far.
+pub fn current_interval(log_dir: &Path) -> Option<(String, Vec<(String, u64)>)> {
+    let mut open: Vec<PathBuf> = fs::read_dir(log_dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(INTERVAL_PREFIX) && n.ends_with(".tmp"))
+        })
+        .collect();
+    open.sort();
+    let dir = open.pop()?;
+    let mut logs = Vec::new();
+    for f in crate::analyzers::LOG_FILES {
+        let n = fs::read(dir.join(f))
+            .map(|b| {
+                b.split(|&c| c == b'\n')
+                    .filter(|l| !l.is_empty() && l[0] != b'#')
+                    .count() as u64
+            })
+            .unwrap_or(0);
+        logs.push((f.trim_end_matches(".log").to_string(), n));
+    }
+    Some((dir.file_name()?.to_string_lossy().into_owned(), logs))
+}
+
 /// Finished bundles waiting in the spool folder.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SpoolSummary {
@@ -116,6 +172,14 @@ pub struct Report {
     pub spool: SpoolSummary,
     pub disk: Option<DiskUsage>,
     pub last_upload: Option<String>,
+    /// Certificates the uploader uses (client chain, CA bundle), each with its file.
+    pub certs: Vec<(PathBuf, Result<Vec<crate::support::CertFacts>, String>)>,
+    /// The interval being written: its folder name and lines per log so far.
+    pub current_interval: Option<(String, Vec<(String, u64)>)>,
+    /// The upload endpoint (`host:port`), when upload is configured.
+    pub upload_server: Option<String>,
+    /// Result of the TCP reachability probe (`diag` only, see [`Report::probe_server`]).
+    pub server_probe: Option<Result<String, String>>,
 }
 
 /// Where the facts are read from; tests point these at temporary folders.
@@ -175,9 +239,50 @@ impl Report {
             spool: spool_summary(&spool_dir),
             disk: disk_usage(&spool_dir),
             last_upload: last_line(&spool_dir.join(UPLOAD_HISTORY)),
+            certs: [&cfg.upload.client_cert, &cfg.upload.ca_file]
+                .into_iter()
+                .flatten()
+                .map(|p| (p.clone(), crate::support::certificate_facts(p)))
+                .collect(),
+            current_interval: current_interval(&cfg.output.log_dir),
+            upload_server: cfg.upload.endpoint().and_then(|u| host_port(&u)),
+            server_probe: None,
             sensor_log: cfg.output.sensor_log,
             spool_dir,
         }
+    }
+
+    /// Tries a TCP connection to the upload server (name resolution included), so `diag` can
+    /// tell "the network is down" from "the server refuses us". Only `diag` does this: `status`
+    /// never touches the network.
+    pub fn probe_server(&mut self, timeout: std::time::Duration) {
+        use std::net::ToSocketAddrs;
+        let Some(hp) = &self.upload_server else {
+            return;
+        };
+        let r = match hp.to_socket_addrs() {
+            Err(e) => Err(format!("{hp}: cannot resolve: {e}")),
+            Ok(addrs) => {
+                let addrs: Vec<_> = addrs.collect();
+                let mut last = format!("{hp}: no address");
+                let mut ok = None;
+                for a in &addrs {
+                    let t0 = std::time::Instant::now();
+                    match std::net::TcpStream::connect_timeout(a, timeout) {
+                        Ok(_) => {
+                            ok = Some(format!(
+                                "{hp} ({a}) accepts connections ({} ms)",
+                                t0.elapsed().as_millis()
+                            ));
+                            break;
+                        }
+                        Err(e) => last = format!("{hp} ({a}): {e}"),
+                    }
+                }
+                ok.ok_or(last)
+            }
+        };
+        self.server_probe = Some(r);
     }
 
     /// Judges the facts. A check that cannot apply (nothing configured to judge) is SKIP.
@@ -278,6 +383,13 @@ impl Report {
                 }
             }
         });
+        out.push(self.cert_check());
+        out.push(match (&self.upload_server, &self.server_probe) {
+            (None, _) => Check::skip("server", "upload.url not set".into()),
+            (Some(hp), None) => Check::skip("server", format!("{hp}: not probed")),
+            (Some(_), Some(Ok(m))) => Check::pass("server", m.clone()),
+            (Some(_), Some(Err(e))) => Check::fail("server", e.clone()),
+        });
         out.push(match &self.last_upload {
             None => Check::skip("upload", "no upload recorded".into()),
             Some(l) if looks_failed(l) => Check::fail("upload", l.clone()),
@@ -287,6 +399,57 @@ impl Report {
     }
 
     /// The report as compact text for the serial console.
+    fn cert_check(&self) -> Check {
+        if self.certs.is_empty() {
+            return Check::skip("certificates", "no upload certificate configured".into());
+        }
+        let now = self.now.timestamp();
+        let mut soonest: Option<(i64, String)> = None;
+        for (path, r) in &self.certs {
+            match r {
+                Err(e) => return Check::fail("certificates", e.clone()),
+                Ok(certs) => {
+                    for c in certs {
+                        if c.not_after < now {
+                            return Check::fail(
+                                "certificates",
+                                format!(
+                                    "{}: {} expired {}",
+                                    path.display(),
+                                    c.subject,
+                                    fmt_unix(c.not_after)
+                                ),
+                            );
+                        }
+                        if c.not_before > now {
+                            return Check::fail(
+                                "certificates",
+                                format!(
+                                    "{}: {} not valid before {} (clock?)",
+                                    path.display(),
+                                    c.subject,
+                                    fmt_unix(c.not_before)
+                                ),
+                            );
+                        }
+                        if soonest.as_ref().is_none_or(|(t, _)| c.not_after < *t) {
+                            soonest = Some((c.not_after, c.subject.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        let (t, subject) = soonest.unwrap_or((now, String::new()));
+        Check::pass(
+            "certificates",
+            format!(
+                "valid; first to expire: {subject} on {} ({} days)",
+                fmt_unix(t),
+                (t - now) / 86400
+            ),
+        )
+    }
+
     pub fn render_text(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(
@@ -386,6 +549,39 @@ impl Report {
             "upload    {}",
             self.last_upload.as_deref().unwrap_or("none recorded")
         );
+        if let Some(c) = &self.counters {
+            let _ = writeln!(
+                s,
+                "capture   dropped {} by the kernel, {} by the interface",
+                c.get("capture_dropped").unwrap_or("-"),
+                c.get("capture_if_dropped").unwrap_or("-")
+            );
+        }
+        if let Some((name, logs)) = &self.current_interval {
+            let mut line = format!("interval  {name}:");
+            for (log, n) in logs.iter().filter(|(_, n)| *n > 0) {
+                let _ = write!(line, " {log}={n}");
+            }
+            let _ = writeln!(s, "{line}");
+        }
+        for (path, r) in &self.certs {
+            match r {
+                Ok(certs) => {
+                    for c in certs {
+                        let _ = writeln!(
+                            s,
+                            "cert      {}: {} expires {}",
+                            path.display(),
+                            c.subject,
+                            fmt_unix(c.not_after)
+                        );
+                    }
+                }
+                Err(e) => {
+                    let _ = writeln!(s, "cert      {e}");
+                }
+            }
+        }
         s
     }
 
@@ -472,6 +668,42 @@ impl Report {
             None => j.raw("disk", "null"),
         }
         j.str("last_upload", self.last_upload.as_deref());
+        let certs: Vec<String> = self
+            .certs
+            .iter()
+            .flat_map(|(path, r)| match r {
+                Ok(cs) => cs
+                    .iter()
+                    .map(|c| {
+                        let mut o = Json::default();
+                        o.str("file", Some(&path.to_string_lossy()));
+                        o.str("subject", Some(&c.subject));
+                        o.str("not_after", Some(&fmt_unix(c.not_after)));
+                        o.finish()
+                    })
+                    .collect::<Vec<_>>(),
+                Err(e) => {
+                    let mut o = Json::default();
+                    o.str("file", Some(&path.to_string_lossy()));
+                    o.str("error", Some(e));
+                    vec![o.finish()]
+                }
+            })
+            .collect();
+        j.raw("certificates", &format!("[{}]", certs.join(",")));
+        match &self.current_interval {
+            Some((name, logs)) => {
+                let mut o = Json::default();
+                o.str("folder", Some(name));
+                let mut l = Json::default();
+                for (log, n) in logs {
+                    l.num(log, Some(*n));
+                }
+                o.raw("lines", &l.finish());
+                j.raw("current_interval", &o.finish());
+            }
+            None => j.raw("current_interval", "null"),
+        }
         if let Some(checks) = checks {
             let items: Vec<String> = checks
                 .iter()

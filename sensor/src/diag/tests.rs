@@ -205,7 +205,86 @@ fn report(d: &Path) -> Report {
             avail: 512 << 20,
         }),
         last_upload: None,
+        certs: Vec::new(),
+        current_interval: None,
+        upload_server: None,
+        server_probe: None,
     }
+}
+
+#[test]
+fn upload_host_and_port() {
+    assert_eq!(
+        host_port("https://h.example/p").as_deref(),
+        Some("h.example:443")
+    );
+    assert_eq!(host_port("https://h:8443").as_deref(), Some("h:8443"));
+    assert_eq!(host_port("https://u:p@h/x").as_deref(), Some("h:443"));
+    assert_eq!(host_port("https://[::1]:9/x").as_deref(), Some("[::1]:9"));
+    assert_eq!(host_port("https://[::1]/x").as_deref(), Some("[::1]:443"));
+    assert_eq!(host_port("http://h/"), None);
+}
+
+#[test]
+fn certificate_and_server_checks() {
+    let t = tempfile::tempdir().unwrap();
+    let mut r = report(t.path());
+    assert_eq!(status_of(&r.checks(), "certificates"), Status::Skip);
+    assert_eq!(status_of(&r.checks(), "server"), Status::Skip);
+
+    // A valid certificate (rcgen: valid from 1975 to 4096), and one that expired.
+    let cert = rcgen::generate_simple_self_signed(vec!["s.example".into()]).unwrap();
+    let good = t.path().join("good.pem");
+    fs::write(&good, cert.cert.pem()).unwrap();
+    r.certs = vec![(good.clone(), crate::support::certificate_facts(&good))];
+    let c = r.checks();
+    assert_eq!(status_of(&c, "certificates"), Status::Pass, "{c:?}");
+    let mut p = rcgen::CertificateParams::new(vec!["old.example".into()]).unwrap();
+    p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let old = t.path().join("old.pem");
+    fs::write(&old, p.self_signed(&key).unwrap().pem()).unwrap();
+    r.certs
+        .push((old.clone(), crate::support::certificate_facts(&old)));
+    let c = r.checks();
+    let cert_check = c.iter().find(|c| c.name == "certificates").unwrap();
+    assert_eq!(cert_check.status, Status::Fail);
+    assert!(
+        cert_check.reason.contains("expired"),
+        "{}",
+        cert_check.reason
+    );
+    let missing = t.path().join("none.pem");
+    r.certs = vec![(missing.clone(), crate::support::certificate_facts(&missing))];
+    assert_eq!(status_of(&r.checks(), "certificates"), Status::Fail);
+    assert!(r.render_text().contains("none.pem"));
+
+    // Server: a listener on loopback accepts, a closed port refuses.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    r.upload_server = Some(l.local_addr().unwrap().to_string());
+    r.probe_server(std::time::Duration::from_secs(2));
+    assert_eq!(status_of(&r.checks(), "server"), Status::Pass);
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    r.upload_server = Some(format!("127.0.0.1:{port}"));
+    r.probe_server(std::time::Duration::from_secs(2));
+    assert_eq!(status_of(&r.checks(), "server"), Status::Fail);
+}
+
+#[test]
+fn lines_per_log_of_the_open_interval() {
+    let t = tempfile::tempdir().unwrap();
+    assert!(current_interval(t.path()).is_none());
+    let open = t.path().join("realtime-2026-01-02-03:09:00.tmp");
+    fs::create_dir_all(&open).unwrap();
+    fs::create_dir_all(t.path().join("realtime-2026-01-02-03:08:00")).unwrap();
+    fs::write(open.join("conn.log"), "#fields\ta\n1\n2\n#close\n").unwrap();
+    fs::write(open.join("p0f-k.log"), "x\n").unwrap();
+    let (name, logs) = current_interval(t.path()).unwrap();
+    assert_eq!(name, "realtime-2026-01-02-03:09:00.tmp");
+    let get = |l: &str| logs.iter().find(|(n, _)| n == l).unwrap().1;
+    assert_eq!((get("conn"), get("p0f-k"), get("dns")), (2, 1, 0));
 }
 
 fn status_of(checks: &[Check], name: &str) -> Status {

@@ -323,35 +323,23 @@ pub fn certificates(config_text: &str, config_path: Option<&Path>) -> Item {
     for p in cert_paths(config_text) {
         let path = base.join(&p);
         let _ = writeln!(s, "[{}]", path.display());
-        let data = match fs::read(&path) {
-            Ok(d) => d,
-            Err(e) => {
-                let _ = writeln!(s, "unreadable: {e}\n");
-                continue;
-            }
-        };
-        let mut n = 0;
-        for pem in x509_parser::pem::Pem::iter_from_buffer(&data) {
-            let Ok(pem) = pem else {
-                let _ = writeln!(s, "a PEM block does not parse");
-                break;
-            };
-            if pem.label != "CERTIFICATE" {
-                continue;
-            }
-            n += 1;
-            match pem.parse_x509() {
-                Ok(c) => {
-                    let not_after = c.validity().not_after.timestamp();
-                    let _ = writeln!(s, "subject = {}", c.subject());
-                    let _ = writeln!(s, "issuer = {}", c.issuer());
-                    let _ = writeln!(s, "serial = {}", c.raw_serial_as_string());
-                    let _ = writeln!(s, "not_before = {}", c.validity().not_before);
-                    let _ = writeln!(s, "not_after = {}", c.validity().not_after);
-                    let days = (not_after - now).div_euclid(86400);
+        match super::certificate_facts(&path) {
+            Ok(certs) => {
+                for c in certs {
+                    let fmt_t = |t: i64| {
+                        chrono::DateTime::from_timestamp(t, 0)
+                            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                            .unwrap_or_else(|| t.to_string())
+                    };
+                    let _ = writeln!(s, "subject = {}", c.subject);
+                    let _ = writeln!(s, "issuer = {}", c.issuer);
+                    let _ = writeln!(s, "serial = {}", c.serial);
+                    let _ = writeln!(s, "not_before = {}", fmt_t(c.not_before));
+                    let _ = writeln!(s, "not_after = {}", fmt_t(c.not_after));
+                    let days = (c.not_after - now).div_euclid(86400);
                     let _ = writeln!(
                         s,
-                        "expires_in_days = {days}{}",
+                        "expires_in_days = {days}{}\n",
                         if days < 0 {
                             " (EXPIRED)"
                         } else if days < 30 {
@@ -361,14 +349,10 @@ pub fn certificates(config_text: &str, config_path: Option<&Path>) -> Item {
                         }
                     );
                 }
-                Err(e) => {
-                    let _ = writeln!(s, "certificate {n} does not parse: {e}");
-                }
             }
-            s.push('\n');
-        }
-        if n == 0 {
-            let _ = writeln!(s, "no certificate in this file\n");
+            Err(e) => {
+                let _ = writeln!(s, "{e}\n");
+            }
         }
     }
     if s.is_empty() {

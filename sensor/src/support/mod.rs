@@ -185,5 +185,42 @@ pub fn write_bundle(src: &SupportSources, out_dir: &Path) -> io::Result<PathBuf>
     Ok(path)
 }
 
+/// What a support engineer or the console needs to know of one certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertFacts {
+    pub subject: String,
+    pub issuer: String,
+    pub serial: String,
+    /// Unix seconds.
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+/// The certificates in a PEM file (other blocks, private keys included, are skipped unread).
+pub fn certificate_facts(path: &Path) -> Result<Vec<CertFacts>, String> {
+    let data = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for pem in x509_parser::pem::Pem::iter_from_buffer(&data) {
+        let pem = pem.map_err(|e| format!("{}: PEM: {e}", path.display()))?;
+        if pem.label != "CERTIFICATE" {
+            continue;
+        }
+        let c = pem
+            .parse_x509()
+            .map_err(|e| format!("{}: certificate {}: {e}", path.display(), out.len() + 1))?;
+        out.push(CertFacts {
+            subject: c.subject().to_string(),
+            issuer: c.issuer().to_string(),
+            serial: c.raw_serial_as_string(),
+            not_before: c.validity().not_before.timestamp(),
+            not_after: c.validity().not_after.timestamp(),
+        });
+    }
+    if out.is_empty() {
+        return Err(format!("{}: no certificate in this file", path.display()));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests;
