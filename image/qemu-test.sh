@@ -114,10 +114,10 @@ expect_out 'Uid:[[:space:]]+1000' "sensor user"
 expect_out 'CapEff:[[:space:]]+0000000000003000' "effective capabilities"
 expect_out 'CapBnd:[[:space:]]+0000000000003000' "bounding set"
 ok "sensor runs as uid 1000 with only CAP_NET_RAW+CAP_NET_ADMIN"
-run 'touch /probe 2>&1; grep " / " /proc/mounts; grep " /data " /proc/mounts; for f in /usr/share/osect/p0f.fp /usr/share/osect/rules; do [ -e $f ] && echo "present:$f"; done'
+run 'touch /probe 2>&1; grep " / " /proc/mounts; grep " /data " /proc/mounts; for f in /etc/p0f/p0f.fp /usr/share/osect/rules; do [ -e $f ] && echo "present:$f"; done'
 expect_out 'Read-only file system' "read-only root"
 expect_out ' /data ext4 rw' "data partition"
-expect_out 'present:/usr/share/osect/p0f.fp' "p0f fingerprint database"
+expect_out 'present:/etc/p0f/p0f.fp' "p0f fingerprint database"
 expect_out 'present:/usr/share/osect/rules' "rules folder"
 ok "root read-only, /data read-write; p0f.fp and the rules folder in place"
 

@@ -15,7 +15,7 @@ sed -i "s/@CONSOLE@/$CONSOLE/g" "$TARGET_DIR/etc/inittab"
 fp=${OSECT_P0F_FP:-/etc/p0f/p0f.fp}
 mkdir -p "$TARGET_DIR/usr/share/osect/rules"
 if [ -f "$fp" ]; then
-    install -m 0644 "$fp" "$TARGET_DIR/usr/share/osect/p0f.fp"
+    install -D -m 0644 "$fp" "$TARGET_DIR/etc/p0f/p0f.fp"
 else
     echo "post-build: warning: no p0f.fp ($fp); the image ships without OS fingerprints" >&2
 fi
