@@ -11,6 +11,7 @@ pub mod backoff;
 pub mod history;
 pub mod modem;
 pub mod multipart;
+mod socket;
 pub mod tls;
 
 use std::fs::File;
@@ -147,7 +148,7 @@ impl Uploader {
         stats: Arc<Stats>,
     ) -> Uploader {
         let agent = ureq::AgentBuilder::new()
-            .tls_config(Arc::new(tls))
+            .tls_connector(socket::connector(tls))
             .timeout_connect(settings.timeout)
             .timeout_read(settings.timeout)
             .timeout_write(settings.timeout)
@@ -362,6 +363,7 @@ fn gist(body: &str) -> String {
 /// wrong host name), a timeout, a refused connection.
 fn describe_transport(t: &ureq::Transport) -> String {
     let mut msg = t.to_string();
+    let mut stalled = false;
     let mut src = std::error::Error::source(t);
     while let Some(s) = src {
         let s_text = s.to_string();
@@ -369,7 +371,18 @@ fn describe_transport(t: &ureq::Transport) -> String {
             msg.push_str(": ");
             msg.push_str(&s_text);
         }
+        // A write that hit the socket timeout surfaces as EAGAIN ("Resource temporarily
+        // unavailable"), which does not tell an operator that the link stalled.
+        stalled |= s.downcast_ref::<io::Error>().is_some_and(|e| {
+            matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            )
+        });
         src = s.source();
+    }
+    if stalled && !msg.contains("timed out") {
+        msg.insert_str(0, "timed out, nothing moved within upload.timeout_s: ");
     }
     msg
 }

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -91,7 +91,7 @@ pub struct Pki {
     pub ca: PathBuf,
     /// A CA nobody here uses (for "wrong CA" cases).
     pub other_ca: PathBuf,
-    /// Server certificate for 127.0.0.1 / localhost, and its key.
+    /// Server certificate for 127.0.0.1 / localhost (plus any extra names asked for), and its key.
     pub server_cert: PathBuf,
     pub server_key: PathBuf,
     /// Server certificate for another host name only.
@@ -109,6 +109,12 @@ pub struct Pki {
 
 impl Pki {
     pub fn generate(dir: &Path) -> Pki {
+        Pki::generate_with_server_names(dir, &[])
+    }
+
+    /// As [`Pki::generate`], with `extra` names (IP addresses or host names) added to the good
+    /// server certificate, for a server reached on another address than loopback.
+    pub fn generate_with_server_names(dir: &Path, extra: &[&str]) -> Pki {
         fs::create_dir_all(dir).unwrap();
         let w = |name: &str, text: String| {
             let p = dir.join(name);
@@ -117,13 +123,9 @@ impl Pki {
         };
         let ca1 = ca("osect test CA");
         let ca2 = ca("some other CA");
-        let server = leaf(
-            &ca1,
-            "upload server",
-            &["127.0.0.1", "localhost"],
-            true,
-            false,
-        );
+        let mut server_names = vec!["127.0.0.1", "localhost"];
+        server_names.extend_from_slice(extra);
+        let server = leaf(&ca1, "upload server", &server_names, true, false);
         let wrong = leaf(&ca1, "elsewhere", &["other.example"], true, false);
         let client = leaf(&ca1, "sensor-0001", &[], false, false);
         let stranger = leaf(&ca2, "sensor-stranger", &[], false, false);
@@ -398,6 +400,7 @@ pub fn free_port() -> u16 {
 }
 
 pub struct Nginx {
+    pub addr: IpAddr,
     pub port: u16,
     prefix: PathBuf,
     child: Option<Child>,
@@ -417,6 +420,20 @@ impl Nginx {
         prefix: &Path,
         pki: &Pki,
         cert: ServerCert,
+        port: u16,
+        upstream: u16,
+    ) -> Nginx {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        Nginx::start_on(nginx, prefix, pki, cert, lo, port, upstream)
+    }
+
+    /// As [`Nginx::start`], listening on `addr` (IPv4) instead of loopback.
+    pub fn start_on(
+        nginx: &Path,
+        prefix: &Path,
+        pki: &Pki,
+        cert: ServerCert,
+        addr: IpAddr,
         port: u16,
         upstream: u16,
     ) -> Nginx {
@@ -443,7 +460,7 @@ http {{
     scgi_temp_path {p}/scgi;
     client_max_body_size 64m;
     server {{
-        listen 127.0.0.1:{port} ssl;
+        listen {addr}:{port} ssl;
         ssl_certificate {c};
         ssl_certificate_key {k};
         ssl_client_certificate {ca};
@@ -480,6 +497,7 @@ http {{
             .spawn()
             .unwrap();
         let mut n = Nginx {
+            addr,
             port,
             prefix: prefix.to_path_buf(),
             child: Some(child),
@@ -491,7 +509,7 @@ http {{
     fn wait_listening(&mut self) {
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(10) {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if TcpStream::connect((self.addr, self.port)).is_ok() {
                 return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -510,7 +528,7 @@ http {{
     }
 
     pub fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("https://{}:{}", self.addr, self.port)
     }
 
     pub fn error_log(&self) -> String {
