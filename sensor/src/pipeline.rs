@@ -28,8 +28,10 @@ use crate::stats::Stats;
 use crate::ts::{Span, Ts};
 use crate::upload::Uploader;
 
-/// Capacity of the record channel between the packet path and the writer.
-const LOG_QUEUE: usize = 32;
+/// Capacity of the record channel between the packet path and the writer, in batches. Two
+/// thousand records of slack absorb bursts; more only adds to peak RSS when the writer lags
+/// (a full table evicting on every new connection).
+const LOG_QUEUE: usize = 8;
 /// Most empty intervals written for one silent stretch (a day of minutes).
 const MAX_EMPTY_INTERVALS: i64 = 1440;
 
@@ -106,8 +108,9 @@ impl PacketPath {
         let mut path = PacketPath {
             decoder: Decoder::new(cfg.decode.to_decode_config(), stats.clone()),
             flows: FlowTable::new(cfg.flow.clone(), cfg.conn.uid_seed, stats.clone()),
-            analyzers: Analyzers::new(
+            analyzers: Analyzers::with_slots(
                 local,
+                cfg.flow.max_flows,
                 cfg.flow.max_flows.min(MAX_APP_CONNS),
                 stats.clone(),
                 Box::new(BatchSender {
@@ -173,7 +176,8 @@ impl PacketPath {
             data: p.data,
             wire_len: p.wire_len,
         };
-        if let Ok(d) = self.decoder.decode(frame) {
+        let mut d = crate::decode::Decoded::new(p.ts);
+        if self.decoder.decode_into(frame, &mut d).is_ok() {
             self.analyzers.advance(ts);
             self.analyzers.on_frame(&d);
             self.flows.process(&d, &mut self.analyzers);

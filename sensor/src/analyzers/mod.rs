@@ -137,18 +137,24 @@ impl AppState {
     }
 }
 
-/// Per-connection application state, keyed by flow slot: a fixed-capacity map that refuses
-/// (and counts) new connections when full rather than growing.
+/// Per-connection application state, indexed by flow slot (checked against the uid): a dense
+/// array that grows with the flow table's slots (reserved up front, never reallocated) and
+/// refuses (and counts) connections beyond its capacity rather than growing past it.
 pub struct AppTable {
-    map: hashbrown::HashMap<u32, AppState>,
+    states: Vec<AppState>,
+    /// Slots holding a connection's state (uid not 0).
+    live: usize,
     cap: usize,
     stats: Arc<Stats>,
 }
 
 impl AppTable {
-    pub fn new(cap: usize, stats: Arc<Stats>) -> AppTable {
+    /// `slots` is the flow table's capacity (slot numbers stay below it); `cap` the most
+    /// connections with state at once.
+    pub fn new(slots: usize, cap: usize, stats: Arc<Stats>) -> AppTable {
         AppTable {
-            map: hashbrown::HashMap::with_capacity(cap),
+            states: Vec::with_capacity(slots),
+            live: 0,
             cap,
             stats,
         }
@@ -157,43 +163,45 @@ impl AppTable {
     /// The state of the connection in `slot`, created blank for a new uid; `None` when the
     /// table is full.
     pub fn entry(&mut self, slot: u32, uid: Uid) -> Option<&mut AppState> {
-        let len = self.map.len();
-        match self.map.entry(slot) {
-            hashbrown::hash_map::Entry::Occupied(e) => {
-                let st = e.into_mut();
-                if st.uid != uid {
-                    // The slot's previous connection ended without its row reaching us
-                    // (cannot happen today; cheap insurance against stale state).
-                    *st = AppState {
-                        uid,
-                        ..AppState::default()
-                    };
-                }
-                Some(st)
-            }
-            hashbrown::hash_map::Entry::Vacant(e) => {
-                if len >= self.cap {
-                    Stats::inc(&self.stats.app_states_full);
-                    return None;
-                }
-                Some(e.insert(AppState {
-                    uid,
-                    ..AppState::default()
-                }))
-            }
+        let i = slot as usize;
+        if i >= self.states.len() {
+            // Within the reserved capacity (slots grow one by one in the flow table).
+            self.states.resize_with(i + 1, AppState::default);
         }
+        let st = &mut self.states[i];
+        if st.uid == uid {
+            return Some(st);
+        }
+        if st.uid != Uid(0) {
+            // The slot's previous connection ended without its row reaching us
+            // (cannot happen today; cheap insurance against stale state).
+        } else if self.live >= self.cap {
+            Stats::inc(&self.stats.app_states_full);
+            return None;
+        } else {
+            self.live += 1;
+        }
+        *st = AppState {
+            uid,
+            ..AppState::default()
+        };
+        Some(st)
     }
 
     /// Takes the state of a connection whose last row is being written.
     pub fn take(&mut self, slot: u32, uid: Uid) -> Option<AppState> {
-        match self.map.get(&slot) {
-            Some(st) if st.uid == uid => self.map.remove(&slot),
-            _ => None,
+        let st = self.states.get_mut(slot as usize)?;
+        if st.uid != uid || uid == Uid(0) {
+            return None;
         }
+        self.live -= 1;
+        Some(std::mem::take(st))
     }
 
     pub fn get_mut(&mut self, slot: u32, uid: Uid) -> Option<&mut AppState> {
-        self.map.get_mut(&slot).filter(|st| st.uid == uid)
+        self.states
+            .get_mut(slot as usize)
+            .filter(|st| st.uid == uid && uid != Uid(0))
     }
 }
 
@@ -221,10 +229,21 @@ impl Analyzers {
         stats: Arc<Stats>,
         out: Box<dyn RecordSink>,
     ) -> Analyzers {
+        Analyzers::with_slots(local_nets, max_conns, max_conns, stats, out)
+    }
+
+    /// Like [`Analyzers::new`], for a flow table of `slots` entries.
+    pub fn with_slots(
+        local_nets: Vec<Prefix>,
+        slots: usize,
+        max_conns: usize,
+        stats: Arc<Stats>,
+        out: Box<dyn RecordSink>,
+    ) -> Analyzers {
         Analyzers {
             local_nets,
             out,
-            apps: AppTable::new(max_conns, stats.clone()),
+            apps: AppTable::new(slots, max_conns, stats.clone()),
             ftp: service::FtpExpectations::default(),
             dns: dns::DnsAnalyzer::new(stats.clone()),
             http: http::HttpAnalyzer::new(stats.clone()),

@@ -39,8 +39,9 @@ pub struct Agg {
 /// Open windows of one log, keyed by the log's key columns.
 pub struct WindowTable<K> {
     open: hashbrown::HashMap<K, Agg>,
-    /// Keys of the open windows in opening order (each key exactly once).
-    order: VecDeque<K>,
+    /// Keys of the open windows in opening order (each key exactly once), with the window's
+    /// first event: checking for a closed window needs no hash lookup (this runs per packet).
+    order: VecDeque<(K, Ts)>,
     cap: usize,
     span: Span,
     stats: Arc<Stats>,
@@ -83,15 +84,14 @@ impl<K: Hash + Eq + Clone> WindowTable<K> {
                 count: 1,
             },
         );
-        self.order.push_back(key);
+        self.order.push_back((key, ts));
         evicted
     }
 
     /// The next window that has closed by `now` (opened at least one span ago), if any.
     /// Call until `None`.
     pub fn pop_expired(&mut self, now: Ts) -> Option<(K, Agg)> {
-        let key = self.order.front()?;
-        let first = self.open.get(key).map(|a| a.first)?;
+        let &(_, first) = self.order.front()?;
         if now < first.plus(self.span) {
             return None;
         }
@@ -100,7 +100,7 @@ impl<K: Hash + Eq + Clone> WindowTable<K> {
 
     /// The oldest open window, closed now (end of input: call until `None`).
     pub fn pop_oldest(&mut self) -> Option<(K, Agg)> {
-        let key = self.order.pop_front()?;
+        let (key, _) = self.order.pop_front()?;
         let agg = self.open.remove(&key)?;
         Some((key, agg))
     }

@@ -13,8 +13,10 @@ use super::file::CaptureFile;
 use super::{CaptureError, RawPacket};
 use crate::ts::Ts;
 
-/// Bytes of packet data per batch (a batch is handed over when it passes this).
-pub const BATCH_BYTES: usize = 1 << 20;
+/// Bytes of packet data per batch (a batch is handed over when it passes this). A quarter of
+/// a megabyte is a couple of thousand packets, plenty to amortise the hand-over, and keeps the
+/// batches' share of peak RSS small.
+pub const BATCH_BYTES: usize = 256 << 10;
 /// Batches in flight between the reader and the packet path.
 pub const BATCHES: usize = 4;
 
@@ -40,7 +42,7 @@ impl PacketBatch {
     fn with_capacity() -> PacketBatch {
         PacketBatch {
             data: Vec::with_capacity(BATCH_BYTES + super::file::MAX_RECORD),
-            slots: Vec::with_capacity(8192),
+            slots: Vec::with_capacity(4096),
             error: None,
         }
     }

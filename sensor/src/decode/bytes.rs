@@ -81,12 +81,25 @@ impl Checksum {
 
     /// Adds bytes; an odd trailing byte is padded with zero, so only the last piece may be odd.
     pub(crate) fn add_bytes(&mut self, data: &[u8]) {
-        let mut chunks = data.chunks_exact(8);
+        // The bulk is summed as native-endian 32-bit words: 2^16 = 1 modulo 0xffff, so a sum
+        // of 32-bit words folds to the sum of their 16-bit words, and a sum of byte-swapped
+        // words is the byte-swapped sum (RFC 1071, 2.B). No u64 overflow below 2^32 words.
+        let mut chunks = data.chunks_exact(4);
+        let mut native = 0u64;
         for c in &mut chunks {
-            // Two 32-bit words at a time: the ones' complement sum folds the same from 32-bit
-            // partial sums, and a u64 accumulator cannot overflow for any packet size.
-            let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            self.acc += (w >> 32) + (w & 0xffff_ffff);
+            native += u64::from(u32::from_ne_bytes([c[0], c[1], c[2], c[3]]));
+        }
+        if native != 0 {
+            native = (native & 0xffff_ffff) + (native >> 32);
+            native = (native & 0xffff) + (native >> 16);
+            native = (native & 0xffff) + (native >> 16);
+            native = (native & 0xffff) + (native >> 16);
+            let native = native as u16;
+            self.acc += u64::from(if cfg!(target_endian = "little") {
+                native.swap_bytes()
+            } else {
+                native
+            });
         }
         let rest = chunks.remainder();
         let mut pairs = rest.chunks_exact(2);
@@ -145,6 +158,41 @@ mod tests {
         let mut bad = hdr;
         bad[11] ^= 1;
         assert!(!verifies(&bad));
+    }
+
+    #[test]
+    fn wide_sum_matches_the_word_by_word_sum() {
+        let slow = |d: &[u8]| {
+            let mut s = 0u64;
+            for p in d.chunks(2) {
+                s += u64::from(u16::from_be_bytes([p[0], *p.get(1).unwrap_or(&0)]));
+            }
+            while s >> 16 != 0 {
+                s = (s & 0xffff) + (s >> 16);
+            }
+            s as u16
+        };
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..300usize {
+            for fill in [None, Some(0u8), Some(0xff)] {
+                let data: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        fill.unwrap_or(x as u8)
+                    })
+                    .collect();
+                let mut c = Checksum::new();
+                c.add_u16(0x1234);
+                c.add_bytes(&data);
+                let mut reference = slow(&data) as u64 + 0x1234;
+                while reference >> 16 != 0 {
+                    reference = (reference & 0xffff) + (reference >> 16);
+                }
+                assert_eq!(c.fold(), reference as u16, "len {len} fill {fill:?}");
+            }
+        }
     }
 
     #[test]

@@ -75,6 +75,19 @@ impl Decoder {
     /// frames, fragments, and packets with a bad TCP/UDP/ICMP checksum (`bad_checksums`; those
     /// are still returned, with `checksum_ok == false`).
     pub fn decode<'a>(&'a mut self, frame: Frame<'a>) -> Result<Decoded<'a>, DropReason> {
+        let mut d = Decoded::new(frame.ts);
+        self.decode_into(frame, &mut d)?;
+        Ok(d)
+    }
+
+    /// [`Decoder::decode`] into a packet the caller owns: the per-packet path decodes in place
+    /// rather than moving the (several hundred bytes) `Decoded` through return values. `d`
+    /// must be fresh ([`Decoded::new`]); on `Err` its contents are unspecified.
+    pub fn decode_into<'a>(
+        &'a mut self,
+        frame: Frame<'a>,
+        d: &mut Decoded<'a>,
+    ) -> Result<(), DropReason> {
         let Decoder {
             cfg,
             stats,
@@ -87,7 +100,7 @@ impl Decoder {
             frags,
             outs: outs.iter_mut(),
         };
-        let r = ctx.frame(frame);
+        let r = ctx.frame(frame, d);
         if let Err(reason) = r {
             count(stats, reason);
         }
@@ -126,8 +139,7 @@ struct Ctx<'a, 'd> {
 }
 
 impl<'a> Ctx<'a, '_> {
-    fn frame(&mut self, frame: Frame<'a>) -> Result<Decoded<'a>, DropReason> {
-        let mut d = Decoded::new(frame.ts);
+    fn frame(&mut self, frame: Frame<'a>, d: &mut Decoded<'a>) -> Result<(), DropReason> {
         let l = link::parse(frame.linktype, frame.data)?;
         d.macs = l.macs;
         d.vlan = l.vlan;
@@ -140,7 +152,7 @@ impl<'a> Ctx<'a, '_> {
             Net::NonIp { ethertype, payload } => {
                 Stats::inc(&self.stats.non_ip_frames);
                 d.payload = Payload::NonIp { ethertype, payload };
-                return Ok(d);
+                return Ok(());
             }
         };
         let mut carrier: Option<TunnelKind> = None;
@@ -157,7 +169,7 @@ impl<'a> Ctx<'a, '_> {
                 Step::Layer(l, m) => (l, m),
                 Step::Held if d.depth() == 0 => {
                     d.payload = Payload::FragmentHeld;
-                    return Ok(d);
+                    return Ok(());
                 }
                 Step::Held => break,
             };
@@ -203,7 +215,7 @@ impl<'a> Ctx<'a, '_> {
             carrier = Some(t.kind);
             region = next;
         }
-        Ok(d)
+        Ok(())
     }
 
     /// Decodes one IP header and its transport, reassembling fragments.

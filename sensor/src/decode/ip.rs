@@ -275,8 +275,8 @@ impl Pseudo {
         let mut c = Checksum::new();
         match (self.src, self.dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => {
-                c.add_bytes(&s.octets());
-                c.add_bytes(&d.octets());
+                c.add_u32(u32::from(s));
+                c.add_u32(u32::from(d));
                 c.add_u16(u16::from(self.proto));
                 c.add_u16(len as u16);
             }

@@ -281,7 +281,8 @@ struct Conn {
     parents: [Uid; MAX_PARENTS],
     /// Confirmed services, in confirmation order: 1 + index into [`SERVICE_NAMES`]; 0 = empty.
     services: [u8; MAX_SERVICES],
-    reported: Reported,
+    /// An interim row was written: what it reported is in [`FlowTable::reported`].
+    has_reported: bool,
     /// A UDP DNS message (12 bytes or more) was seen: the DNS role check is done.
     dns_seen: bool,
 }
@@ -299,6 +300,13 @@ pub struct FlowTable {
     tunnels: TunnelUids,
     stats: Arc<Stats>,
     now: Ts,
+    /// Counters already written in interim rows, by slot. Only long-lived connections at an
+    /// interval boundary have any, so they live beside the table rather than in every entry;
+    /// at most one per slot.
+    reported: hashbrown::HashMap<u32, Reported>,
+    /// No list's tail is due before this: `advance` has nothing to do until then. A lower
+    /// bound, lowered whenever a list gets a new tail and made exact after each sweep.
+    next_deadline: Ts,
 }
 
 /// Uids of IP-in-IP and GRE tunnels, keyed by the outer address pair (both directions), kept in
@@ -450,6 +458,8 @@ impl FlowTable {
             tunnels: TunnelUids::new(),
             stats,
             now: Ts::ZERO,
+            next_deadline: Ts(i64::MAX),
+            reported: hashbrown::HashMap::new(),
             cfg,
         }
     }
@@ -831,6 +841,7 @@ impl FlowTable {
             self.slots[head as usize].links.prev = i;
         } else {
             self.tails[l] = i;
+            self.lower_next_deadline(i);
         }
         self.heads[l] = i;
     }
@@ -847,6 +858,9 @@ impl FlowTable {
             self.slots[next as usize].links.prev = prev;
         } else {
             self.tails[l] = prev;
+            if prev != NIL {
+                self.lower_next_deadline(prev);
+            }
         }
         self.slots[i as usize].links = Links {
             prev: NIL,
@@ -875,12 +889,23 @@ impl FlowTable {
         }
     }
 
+    /// `i` became the tail of its list.
+    fn lower_next_deadline(&mut self, i: u32) {
+        let d = self.deadline_of(i);
+        if d < self.next_deadline {
+            self.next_deadline = d;
+        }
+    }
+
     /// Moves packet time forward, ending every connection whose deadline has passed.
     pub fn advance(&mut self, now: Ts, sink: &mut impl FlowSink) {
         if now > self.now {
             self.now = now;
         }
         let now = self.now;
+        if now < self.next_deadline {
+            return;
+        }
         for l in 0..LISTS {
             loop {
                 let tail = self.tails[l];
@@ -893,6 +918,11 @@ impl FlowTable {
                 }
             }
         }
+        self.next_deadline = (0..LISTS)
+            .filter(|&l| self.tails[l] != NIL)
+            .map(|l| self.deadline_of(self.tails[l]))
+            .min()
+            .unwrap_or(Ts(i64::MAX));
     }
 
     /// Zeek's attempt timer only removes a connection still waiting for an answer; otherwise
@@ -994,7 +1024,11 @@ impl FlowTable {
         };
         let duration = c.last.since(c.start);
         let conn_state = conn_state(c, orig_bytes, resp_bytes);
-        let r = c.reported;
+        let r = if c.has_reported {
+            self.reported.get(&i).copied().unwrap_or_default()
+        } else {
+            Reported::default()
+        };
         let row = ConnSummary {
             reason,
             slot: i,
@@ -1023,15 +1057,25 @@ impl FlowTable {
             orig_l2: c.macs.map(|m| m.src),
             resp_l2: c.macs.map(|m| m.dst),
         };
-        c.reported = Reported {
-            orig_bytes,
-            resp_bytes,
-            orig_pkts: c.orig.pkts,
-            orig_ip_bytes: c.orig.ip_bytes,
-            resp_pkts: c.resp.pkts,
-            resp_ip_bytes: c.resp.ip_bytes,
-            missed_bytes: c.missed_bytes,
-        };
+        if reason == RowReason::Interim {
+            c.has_reported = true;
+            self.reported.insert(
+                i,
+                Reported {
+                    orig_bytes,
+                    resp_bytes,
+                    orig_pkts: c.orig.pkts,
+                    orig_ip_bytes: c.orig.ip_bytes,
+                    resp_pkts: c.resp.pkts,
+                    resp_ip_bytes: c.resp.ip_bytes,
+                    missed_bytes: c.missed_bytes,
+                },
+            );
+        } else if c.has_reported {
+            // The connection's last row: its slot is about to be freed.
+            c.has_reported = false;
+            self.reported.remove(&i);
+        }
         row
     }
 }
@@ -1070,7 +1114,7 @@ impl Conn {
             macs: None,
             parents: [Uid(0); MAX_PARENTS],
             services: [0; MAX_SERVICES],
-            reported: Reported::default(),
+            has_reported: false,
             dns_seen: false,
         }
     }

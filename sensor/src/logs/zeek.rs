@@ -195,7 +195,10 @@ impl<'a> Row<'a> {
 
     pub fn int(&mut self, n: i64) {
         self.sep();
-        let _ = write!(self.buf, "{n}");
+        if n < 0 {
+            self.buf.push(b'-');
+        }
+        push_u64(self.buf, n.unsigned_abs());
     }
 
     pub fn port(&mut self, p: u16) {
@@ -303,13 +306,17 @@ impl<'a> Row<'a> {
             if i > 0 {
                 self.buf.push(b',');
             }
-            let _ = write!(self.buf, "{s}");
+            push_fixed6(self.buf, s.0);
         }
     }
 }
 
 /// Decimal digits of `n`, without the formatting machinery (rows are written by the million).
 fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    if n < 10 {
+        out.push(b'0' + n as u8);
+        return;
+    }
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
@@ -345,12 +352,20 @@ fn push_fixed6(out: &mut Vec<u8>, micros: i64) {
 pub fn escape_into(out: &mut Vec<u8>, s: &[u8], in_container: bool, utf8: Utf8Policy) {
     // A value that reads like the unset or empty marker gets its first byte escaped.
     if s == b"-" || s == b"(empty)" {
-        let _ = write!(out, "\\x{:02x}", s[0]);
+        push_hex_escape(out, s[0]);
         out.extend_from_slice(&s[1..]);
         return;
     }
+    let plain = |b: u8| (0x20..=0x7e).contains(&b) && b != b'\\' && !(in_container && b == b',');
     let mut i = 0;
     while i < s.len() {
+        // Runs of bytes written as they are go out in one copy.
+        let run = s[i..].iter().take_while(|&&b| plain(b)).count();
+        if run > 0 {
+            out.extend_from_slice(&s[i..i + run]);
+            i += run;
+            continue;
+        }
         let b = s[i];
         if b >= 0x80 && utf8 == Utf8Policy::PassValid {
             let n = utf8_len(&s[i..]);
@@ -364,12 +379,21 @@ pub fn escape_into(out: &mut Vec<u8>, s: &[u8], in_container: bool, utf8: Utf8Po
             b'\\' => out.extend_from_slice(b"\\\\"),
             b',' if in_container => out.extend_from_slice(b"\\x2c"),
             0x20..=0x7e => out.push(b),
-            _ => {
-                let _ = write!(out, "\\x{b:02x}");
-            }
+            _ => push_hex_escape(out, b),
         }
         i += 1;
     }
+}
+
+/// `\xNN`, lower-case hex.
+fn push_hex_escape(out: &mut Vec<u8>, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.extend_from_slice(&[
+        b'\\',
+        b'x',
+        HEX[usize::from(b >> 4)],
+        HEX[usize::from(b & 15)],
+    ]);
 }
 
 /// Length of the valid UTF-8 sequence starting at `s[0]` (a byte >= 0x80), or 0.

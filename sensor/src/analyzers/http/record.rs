@@ -8,7 +8,6 @@
 //! one when that slot was already written. A transaction is written when its final (non-1xx)
 //! reply message ends; whatever is pending when the connection ends is written then.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::analyzers::{Record, RecordSink};
@@ -203,10 +202,59 @@ impl Ctx<'_> {
     }
 }
 
+/// Pending transactions by request counter, in counter order. Almost always zero or one
+/// entry: a vector grown one slot at a time holds them with far less memory per connection
+/// than an ordered map's node.
+#[derive(Debug, Default)]
+struct Pending(Vec<(u64, HttpRecord)>);
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn values(&self) -> impl Iterator<Item = &HttpRecord> {
+        self.0.iter().map(|(_, r)| r)
+    }
+
+    fn get(&self, key: u64) -> Option<&HttpRecord> {
+        let i = self.0.binary_search_by_key(&key, |(k, _)| *k).ok()?;
+        Some(&self.0[i].1)
+    }
+
+    fn remove(&mut self, key: u64) -> Option<HttpRecord> {
+        let i = self.0.binary_search_by_key(&key, |(k, _)| *k).ok()?;
+        Some(self.0.remove(i).1)
+    }
+
+    fn get_or_insert_with(
+        &mut self,
+        key: u64,
+        make: impl FnOnce() -> HttpRecord,
+    ) -> &mut HttpRecord {
+        let i = match self.0.binary_search_by_key(&key, |(k, _)| *k) {
+            Ok(i) => i,
+            Err(i) => {
+                if self.0.len() == self.0.capacity() {
+                    self.0.reserve_exact(self.0.len().max(1));
+                }
+                self.0.insert(i, (key, make()));
+                i
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    /// Everything, in counter order.
+    fn take(&mut self) -> Vec<(u64, HttpRecord)> {
+        std::mem::take(&mut self.0)
+    }
+}
+
 /// The pending transactions of one connection.
 #[derive(Debug, Default)]
 pub struct Session {
-    pending: BTreeMap<u64, HttpRecord>,
+    pending: Pending,
     current_request: u64,
     current_response: u64,
     trans_depth: u64,
@@ -225,7 +273,7 @@ impl Session {
             self.current_response
         };
         let depth = &mut self.trans_depth;
-        self.pending.entry(key).or_insert_with(|| {
+        self.pending.get_or_insert_with(key, || {
             *depth += 1;
             HttpRecord {
                 ts: ctx.now,
@@ -251,7 +299,7 @@ impl Session {
                 self.current_response += 1;
             }
             while self.current_response < self.current_request {
-                if let Some(rec) = self.pending.remove(&self.current_response) {
+                if let Some(rec) = self.pending.remove(self.current_response) {
                     Stats::inc(&ctx.stats.http_pending_flushed);
                     ctx.write(rec);
                 }
@@ -265,7 +313,7 @@ impl Session {
     }
 
     pub fn reply(&mut self, ctx: &mut Ctx<'_>, version: Version, code: u16, reason: Option<&[u8]>) {
-        let advance = match self.pending.get(&self.current_response) {
+        let advance = match self.pending.get(self.current_response) {
             None => true,
             Some(r) => r.status_code.is_some() && !is_info(r.status_code),
         };
@@ -321,7 +369,7 @@ impl Session {
         rec.response_body_len = body_len;
         // An informational reply keeps the transaction open for the final one.
         if !is_info(rec.status_code) {
-            if let Some(rec) = self.pending.remove(&self.current_response) {
+            if let Some(rec) = self.pending.remove(self.current_response) {
                 ctx.write(rec);
             }
         }
@@ -330,7 +378,7 @@ impl Session {
     /// The connection is gone: every pending transaction is written (slot 0 holds only
     /// leftovers from before the first reply and is never written, as in Zeek).
     pub fn finalize(&mut self, ctx: &mut Ctx<'_>) {
-        for (key, rec) in std::mem::take(&mut self.pending) {
+        for (key, rec) in self.pending.take() {
             if key != 0 {
                 ctx.write(rec);
             }
