@@ -48,6 +48,8 @@ kdir=$WORK/deb/$kpkg
 # Root file system.
 R=$WORK/rootfs
 mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,lib,etc,proc,sys,dev,tmp,run,var/log,root,boot,data,uboot}
+# As in Buildroot's skeleton: programs that default to /var/run (GLib's D-Bus client) find /run.
+ln -s ../run "$R/var/run"
 install -m 0755 "$WORK/deb/busybox-static/bin/busybox" "$R/bin/busybox"
 while read -r applet; do
     [ -e "$R/$applet" ] || ln -s /bin/busybox "$R/$applet"

@@ -58,7 +58,8 @@ fn gist(stderr: &[u8]) -> String {
     let lines: Vec<&str> = text
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty())
+        // RAUC's progress notes ("rauc-Message: ... Reading bundle") are not the reason.
+        .filter(|l| !l.is_empty() && !l.contains("-Message: "))
         .collect();
     let tail = &lines[lines.len().saturating_sub(3)..];
     if tail.is_empty() {
