@@ -457,6 +457,7 @@ fn support(out: &Path, config: Option<PathBuf>) -> ExitCode {
         config,
         log_dirs,
         spool_dir: Some(cfg.spool_dir().to_path_buf()),
+        upgrade_dir: Some(cfg.upgrade.download_dir.clone()),
         root: PathBuf::from("/"),
     };
     match osect_sensor::support::write_bundle(&src, out) {
