@@ -24,7 +24,7 @@ WORK_ROOTFS=$ROOT/target/image/work/rootfs
 W=$(mktemp -d "${TMPDIR:-/tmp}/osect-upgrade.XXXXXX")
 UBOOT=/usr/lib/u-boot/qemu_arm64/u-boot.bin
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-180}
-HEALTH_TIMEOUT=${HEALTH_TIMEOUT:-40}
+HEALTH_TIMEOUT=${HEALTH_TIMEOUT:-30}
 qpid=
 catpid=
 cleanup() {
@@ -65,7 +65,7 @@ interface = "lo"
 log_dir = "/data/osect/logs"
 spool_dir = "/data/osect/spool"
 sensor_log = "/data/osect/sensor.log"
-interval_secs = 10
+interval_secs = 5
 [flow]
 icmp_inactivity_secs = 2
 [upgrade]
@@ -196,10 +196,18 @@ login() { # login SLOT: a shell on the console, updates disk mounted, spool chec
     expect_out "rauc.slot=$1" "kernel command line"
     run 'mkdir -p /run/u && mount -o ro /dev/vdb /run/u && ls /run/u'
     expect_out 'good\.raucb' "updates disk"
+    # Traffic for the sensor: one short ICMP connection every 2 s, so every interval has
+    # records and its bundle comes without waiting for a lone ping's connection to time out.
+    run '(while :; do ping -c 1 127.0.0.1; sleep 2; done) >/dev/null 2>&1 & true'
 }
 spool_intact() {
     run 'cd /data/osect/spool && sha256sum -c /data/spool.sha256; cd /'
     [ "$rc" = 0 ] || fail "spool data changed: $out"
+}
+slot_partition_head() { # slot_partition_head N: the first 4 KiB of MBR partition N
+    local start
+    start=$(od -An -tu4 -j $((446 + 16 * ($1 - 1) + 8)) -N 4 "$W/disk.img" | tr -d ' ')
+    dd if="$W/disk.img" bs=512 skip="$start" count=8 status=none
 }
 slot_partition_sha() { # slot_partition_sha N: sha256 of MBR partition N of the disk
     local start count
@@ -207,7 +215,7 @@ slot_partition_sha() { # slot_partition_sha N: sha256 of MBR partition N of the 
     dd if="$W/disk.img" bs=512 skip="$start" count="$count" status=none | sha256sum | cut -d' ' -f1
 }
 ping_until_bundle() { # live traffic on lo until the sensor wrote a bundle since this boot
-    run 'ping -c 4 127.0.0.1 >/dev/null; i=0; while [ $i -lt 40 ] && [ -z "$(find /data/osect/spool -name "*.tar.zst" -newer /run/osect-confirm 2>/dev/null)" ]; do sleep 1; i=$((i+1)); done; ls /data/osect/spool' 90
+    run 'i=0; while [ $i -lt 40 ] && [ -z "$(find /data/osect/spool -name "*.tar.zst" -newer /run/osect-confirm 2>/dev/null)" ]; do sleep 1; i=$((i+1)); done; ls /data/osect/spool' 90
 }
 image_sha=$(sha256sum "$OUT/rootfs.ext4" | cut -d' ' -f1)
 v2_sha=$(sha256sum "$W/v2.ext4" | cut -d' ' -f1)
@@ -235,8 +243,17 @@ spool_intact
 
 mark=$(console_size)
 send 'osect-sensor upgrade /run/u/good.raucb'
-wait_for 'Copying image to rootfs\.1|Updating slots|Copying' 180
-sleep 1
+wait_for 'Copying image to rootfs\.1' 180
+# Cut the power once the first written blocks of slot B reached the disk (its superblock,
+# at 1 KiB, is the new image's), before the copy is done.
+b_super() { slot_partition_head 3 | tail -c +1025 | head -c 1024 | sha256sum; }
+b_before=$(b_super)
+until [ "$(b_super)" != "$b_before" ]; do
+    new_output | grep -q 'Copying image to rootfs\.1 done' &&
+        fail "the copy finished before any of it reached the disk"
+    kill -0 "$qpid" 2>/dev/null || fail "qemu exited during the install"
+    sleep 0.05
+done
 kill -9 "$qpid"
 wait "$qpid" 2>/dev/null || true
 qpid=
@@ -246,7 +263,7 @@ catpid=
 exec 3>&-
 [ "$(slot_partition_sha 2)" = "$image_sha" ] || fail "slot A changed during the cut install"
 case $(slot_partition_sha 3) in
-    "$image_sha") b_state="still the old image" ;;
+    "$image_sha") fail "slot B still holds the old image: the cut came before the write" ;;
     "$v2_sha") b_state="already complete" ;;
     *) b_state="partly written" ;;
 esac
@@ -318,6 +335,11 @@ since_boot 'slot A \(version 3\) did not prove itself and was given up; rolled b
 since_boot "osect: slot B marked good" 60
 run 'cat /etc/osect-build; tail -n 20 /data/osect/upgrade/upgrade-history.log'
 expect_out '^v2' "v2 after the rollback"
+for line in 'refused /run/u/foreign\.raucb' 'refused /run/u/truncated\.raucb' \
+    'install of version 2 to slot B was interrupted' 'confirmed version 2 on slot B' \
+    'slot A failed its health check' 'slot A \(version 3\) did not prove itself'; do
+    expect_out "$line" "upgrade history"
+done
 echo "$out" | grep -E '^[0-9]{4}-' | sed 's/^/    /' >&2
 spool_intact
 ok "rolled back to slot B (v2) on its own in $((SECONDS - t_bad)) s"

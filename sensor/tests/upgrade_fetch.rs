@@ -297,6 +297,8 @@ fn no_client_certificate_missing_files_and_oversize_downloads_fail_cleanly() {
     );
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("HTTP 404"), "{out}");
+    let hist = fs::read_to_string(s.root.join("upgrade/upgrade-history.log")).unwrap();
+    assert!(hist.contains("download failed: https://"), "{hist}");
 
     // The bundle is about 2 MiB; allow 1.
     let cfg = config(&s, &client(&s), "max_download_mib = 1");

@@ -93,7 +93,8 @@ impl Upgrade {
         &self.settings.download_dir
     }
 
-    /// Appends a line to the update history (bounded: rotated to `.1`).
+    /// Appends a line to the update history (bounded: rotated to `.1`). Synced: these are
+    /// rare lines that matter most right before a power cut or a reboot.
     pub fn record(&self, line: &str) {
         let path = self.dir().join(HISTORY_FILE);
         let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
@@ -103,7 +104,7 @@ impl Upgrade {
             let _ = fs::rename(&path, path.with_extension("log.1"));
         }
         if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(&path) {
-            let _ = f.write_all(text.as_bytes());
+            let _ = f.write_all(text.as_bytes()).and_then(|()| f.sync_data());
         }
     }
 
@@ -164,7 +165,9 @@ pub fn install(
             s.download_dir.display()
         );
         let max = u64::from(s.max_download_mib) << 20;
-        fetch::download(cfg, source, &s.download_dir, max)?
+        fetch::download(cfg, source, &s.download_dir, max).inspect_err(|e| {
+            up.record(&format!("download failed: {e}"));
+        })?
     } else {
         PathBuf::from(source)
     };
