@@ -161,7 +161,8 @@ console_size() { stat -c %s "$W/console.log"; }
 new_output() { tail -c +$((mark + 1)) "$W/console.log" | tr -d '\r'; }
 wait_for() { # wait_for EXTENDED-REGEX SECONDS
     local deadline=$((SECONDS + $2))
-    until new_output | grep -Eq -- "$1"; do
+    # Not a pipe: with pipefail, grep -q leaving early would fail the pipeline (SIGPIPE).
+    until grep -Eq -- "$1" < <(new_output); do
         kill -0 "$qpid" 2>/dev/null || fail "qemu exited while waiting for /$1/"
         [ $SECONDS -lt $deadline ] || fail "no /$1/ on the console within $2 s"
         sleep 0.2
@@ -175,7 +176,7 @@ run() {
     out=$(new_output)
     rc=$(echo "$out" | sed -n 's/.*@@rc=\([0-9]*\)@@.*/\1/p' | tail -1)
 }
-expect_out() { echo "$out" | grep -Eq -- "$1" || fail "$2: no /$1/ in: $out"; }
+expect_out() { grep -Eq -- "$1" <<<"$out" || fail "$2: no /$1/ in: $out"; }
 next_boot() { mark=$(console_size); }
 bmark=0
 booted() { # booted SLOT
@@ -204,10 +205,10 @@ spool_intact() {
     run 'cd /data/osect/spool && sha256sum -c /data/spool.sha256; cd /'
     [ "$rc" = 0 ] || fail "spool data changed: $out"
 }
-slot_partition_head() { # slot_partition_head N: the first 4 KiB of MBR partition N
+superblock_sha() { # superblock_sha N: sha256 of the ext4 superblock (1 KiB at 1 KiB) of partition N
     local start
     start=$(od -An -tu4 -j $((446 + 16 * ($1 - 1) + 8)) -N 4 "$W/disk.img" | tr -d ' ')
-    dd if="$W/disk.img" bs=512 skip="$start" count=8 status=none
+    dd if="$W/disk.img" bs=1024 skip=$((start / 2 + 1)) count=1 status=none | sha256sum
 }
 slot_partition_sha() { # slot_partition_sha N: sha256 of MBR partition N of the disk
     local start count
@@ -235,7 +236,7 @@ for b in foreign truncated; do
     run "osect-sensor upgrade --no-reboot /run/u/$b.raucb; fw_printenv BOOT_ORDER; ls /data/osect/upgrade" 120
     expect_out 'osect-sensor: upgrade: .*not a valid bundle signed for this gateway' "$b bundle refused"
     expect_out 'BOOT_ORDER=A B' "$b: boot order"
-    echo "$out" | grep -q '^pending' && fail "$b: an update was left pending"
+    grep -q '^pending' <<<"$out" && fail "$b: an update was left pending"
     echo "$out" | grep 'not a valid bundle' | sed 's/^/    /' >&2
     ok "$b bundle refused before anything was written"
 done
@@ -246,10 +247,9 @@ send 'osect-sensor upgrade /run/u/good.raucb'
 wait_for 'Copying image to rootfs\.1' 180
 # Cut the power once the first written blocks of slot B reached the disk (its superblock,
 # at 1 KiB, is the new image's), before the copy is done.
-b_super() { slot_partition_head 3 | tail -c +1025 | head -c 1024 | sha256sum; }
-b_before=$(b_super)
-until [ "$(b_super)" != "$b_before" ]; do
-    new_output | grep -q 'Copying image to rootfs\.1 done' &&
+b_before=$(superblock_sha 3)
+until [ "$(superblock_sha 3)" != "$b_before" ]; do
+    grep -q 'Copying image to rootfs\.1 done' < <(new_output) &&
         fail "the copy finished before any of it reached the disk"
     kill -0 "$qpid" 2>/dev/null || fail "qemu exited during the install"
     sleep 0.05
@@ -280,7 +280,7 @@ spool_intact
 ok "after the power cut slot A booted, the interrupted install was recorded, spool intact"
 
 run 'cat /etc/osect-build 2>/dev/null; echo build-end'
-echo "$out" | grep -q '^v2' && fail "slot A already has v2"
+grep -q '^v2' <<<"$out" && fail "slot A already has v2"
 t_install=$SECONDS
 next_boot
 send 'osect-sensor upgrade /run/u/good.raucb'

@@ -16,6 +16,10 @@ fp=${OSECT_P0F_FP:-/etc/p0f/p0f.fp}
 mkdir -p "$TARGET_DIR/usr/share/osect/rules"
 if [ -f "$fp" ]; then
     install -m 0644 "$fp" "$TARGET_DIR/usr/share/osect/p0f.fp"
+    # The sensor's default p0f.fp_file is p0f's own path: a config without the key (the
+    # shipped one, `replay` without --config) finds the database there too.
+    mkdir -p "$TARGET_DIR/etc/p0f"
+    ln -sfn /usr/share/osect/p0f.fp "$TARGET_DIR/etc/p0f/p0f.fp"
 else
     echo "post-build: warning: no p0f.fp ($fp); the image ships without OS fingerprints" >&2
 fi
