@@ -5,10 +5,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 OUT ?= out
 SAMPLE ?= samples/sample.pcap
-APT_PACKAGES := libpcap-dev tcpreplay iproute2 zstd time nginx tshark p0f
+APT_PACKAGES := libpcap-dev tcpreplay iproute2 zstd time nginx tshark p0f rauc squashfs-tools
 
 .PHONY: all deps build release run test unit conformance lint fmt bench fuzz clean \
-	deps-cross cross cross-build cross-smoke deps-image image qemu-test
+	deps-cross cross cross-build cross-smoke deps-image image qemu-test qemu-upgrade-test
 
 all: build
 
@@ -78,7 +78,7 @@ clean:
 CROSS_APT_PACKAGES := gcc-aarch64-linux-gnu linux-libc-dev-arm64-cross gcc-arm-linux-gnueabihf \
 	libc6-dev-armhf-cross qemu-user-static flex bison dpkg-dev zstd
 IMAGE_APT_PACKAGES := qemu-system-arm u-boot-qemu u-boot-tools genimage mtools dosfstools \
-	e2fsprogs cpio
+	e2fsprogs cpio binutils rauc squashfs-tools openssl
 CROSS_TARGETS := aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf
 
 define apt_install
@@ -119,3 +119,9 @@ qemu-test: deps-image
 	bash cross/build.sh aarch64-unknown-linux-musl
 	$(CARGO) build -q -p osect-sensor
 	bash image/qemu-test.sh
+
+# Remote upgrade in qemu: RAUC bundles signed at test time; refusals, a power cut mid-write,
+# A->B, and the automatic rollback of an update that fails its health check (~5 min).
+qemu-upgrade-test: deps-image
+	bash cross/build.sh aarch64-unknown-linux-musl
+	bash image/qemu-upgrade-test.sh

@@ -48,6 +48,8 @@ kdir=$WORK/deb/$kpkg
 # Root file system.
 R=$WORK/rootfs
 mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,lib,etc,proc,sys,dev,tmp,run,var/log,root,boot,data,uboot}
+# As in Buildroot's skeleton: programs that default to /var/run (GLib's D-Bus client) find /run.
+ln -s ../run "$R/var/run"
 install -m 0755 "$WORK/deb/busybox-static/bin/busybox" "$R/bin/busybox"
 while read -r applet; do
     [ -e "$R/$applet" ] || ln -s /bin/busybox "$R/$applet"
@@ -70,6 +72,53 @@ find "$R" -name setpriv -type l -delete
 install -m 0755 "$WORK/deb/util-linux/usr/bin/setpriv" "$R/usr/bin/setpriv"
 install -m 0755 "$SENSOR" "$R/usr/bin/osect-sensor"
 
+# RAUC: Debian's build, which installs through its D-Bus service (Buildroot's is built without
+# D-Bus and installs in-process), so dbus-daemon comes along; S05rauc starts both. Only the
+# shared libraries the two programs need (their ELF NEEDED closure) are copied.
+if [ "${IMAGE_RAUC:-1}" = 1 ]; then
+    RAUC_LIB_DEBS="libjson-glib-1.0-0 libglib2.0-0 libcurl3-gnutls libssl3 libfdisk1 libdbus-1-3
+        libsystemd0 libexpat1 libselinux1 libaudit1 libapparmor1 libffi8 libpcre2-8-0 libmount1
+        libblkid1 libgnutls30 libnghttp2-14 libidn2-0 librtmp1 libssh2-1 libpsl5 libgssapi-krb5-2
+        libldap-2.5-0 libzstd1 libbrotli1 libp11-kit0 libunistring2 libtasn1-6 libnettle8
+        libhogweed6 libgmp10 libkrb5-3 libk5crypto3 libcom-err2 libkrb5support0 libkeyutils1
+        libsasl2-2 libcap2 libgcrypt20 libgpg-error0 liblz4-1 liblzma5 libuuid1 libgcc-s1"
+    X=$WORK/rauc-x
+    mkdir -p "$X"
+    # shellcheck disable=SC2086
+    for d in $(apt_private_download "$DEBS" rauc rauc-service dbus-daemon dbus-system-bus-common \
+        libc6 zlib1g libcap-ng0 $RAUC_LIB_DEBS); do
+        dpkg-deb -x "$d" "$X"
+    done
+    install -m 0755 "$X/usr/bin/rauc" "$R/usr/bin/rauc"
+    install -m 0755 "$X/usr/bin/dbus-daemon" "$R/usr/bin/dbus-daemon"
+    mkdir -p "$R/usr/share/dbus-1/system.d" "$R/etc/dbus-1/system.d"
+    cp "$X/usr/share/dbus-1/system.conf" "$R/usr/share/dbus-1/system.conf"
+    cp "$X/usr/share/dbus-1/system.d/de.pengutronix.rauc.conf" "$R/usr/share/dbus-1/system.d/"
+    declare -A have=()
+    todo=("$R/usr/bin/rauc" "$R/usr/bin/dbus-daemon")
+    while [ ${#todo[@]} -gt 0 ]; do
+        f=${todo[0]}
+        todo=("${todo[@]:1}")
+        for n in $(readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+            [ -n "${have[$n]:-}" ] && continue
+            have[$n]=1
+            src=
+            for dir in lib/aarch64-linux-gnu usr/lib/aarch64-linux-gnu; do
+                [ -e "$X/$dir/$n" ] && src=$X/$dir/$n && break
+            done
+            [ -n "$src" ] || die "RAUC needs $n: not in the unpacked packages"
+            cp -L "$src" "$R/lib/aarch64-linux-gnu/$n"
+            todo+=("$src")
+        done
+    done
+    echo "messagebus:x:100:101::/nonexistent:/bin/false" >"$WORK/passwd.extra"
+    echo "messagebus:x:101:" >"$WORK/group.extra"
+    # Kernel side of RAUC's verity bundles: loop, squashfs, dm-verity (and what it needs).
+    rauc_kmods="kernel/drivers/block/loop.ko kernel/fs/squashfs/squashfs.ko
+        kernel/drivers/dax/dax.ko kernel/drivers/md/dm-mod.ko kernel/drivers/md/dm-bufio.ko
+        kernel/lib/reed_solomon/reed_solomon.ko kernel/drivers/md/dm-verity.ko"
+fi
+
 # Accounts, as Buildroot's skeleton and users table would make them. root has no password:
 # a development image for the serial console.
 cat >"$R/etc/passwd" <<PW
@@ -79,13 +128,16 @@ PW
 printf 'root::0::::::\nosect:*:0::::::\n' >"$R/etc/shadow"
 chmod 0600 "$R/etc/shadow"
 printf 'root:x:0:\ntty:x:5:\nosect:x:1000:\n' >"$R/etc/group"
+cat "$WORK/passwd.extra" >>"$R/etc/passwd" 2>/dev/null || true
+cat "$WORK/group.extra" >>"$R/etc/group" 2>/dev/null || true
 echo "/bin/sh" >"$R/etc/shells"
 
 cp -a "$COMMON/rootfs-overlay/." "$R/"
 cp -a "$BOARD/rootfs-overlay/." "$R/"
 rm -f "$R/data/.keep" "$R/uboot/.keep"
 # vfat for the boot partition (slot state) is a module in Debian's kernel.
-kmods="kernel/fs/fat/fat.ko kernel/fs/fat/vfat.ko kernel/fs/nls/nls_cp437.ko kernel/fs/nls/nls_ascii.ko"
+kmods="kernel/fs/fat/fat.ko kernel/fs/fat/vfat.ko kernel/fs/nls/nls_cp437.ko kernel/fs/nls/nls_ascii.ko
+    ${rauc_kmods:-}"
 for m in $kmods; do
     install -D -m 0644 "$kdir/lib/modules/$kver/$m" "$R/lib/modules/$kver/$m"
 done

@@ -76,7 +76,8 @@ console_size() { stat -c %s "$W/console.log"; }
 new_output() { tail -c +$((mark + 1)) "$W/console.log" | tr -d '\r'; }
 wait_for() { # wait_for EXTENDED-REGEX SECONDS
     local deadline=$((SECONDS + $2))
-    until new_output | grep -Eq -- "$1"; do
+    # Not a pipe: with pipefail, grep -q leaving early would fail the pipeline (SIGPIPE).
+    until grep -Eq -- "$1" < <(new_output); do
         kill -0 "$qpid" 2>/dev/null || fail "qemu exited while waiting for /$1/"
         [ $SECONDS -lt $deadline ] || fail "no /$1/ on the console within $2 s"
         sleep 0.2
@@ -92,7 +93,7 @@ run() {
     rc=$(echo "$out" | sed -n 's/.*@@rc=\([0-9]*\)@@.*/\1/p' | tail -1)
 }
 expect_out() { # expect_out EXTENDED-REGEX WHAT
-    echo "$out" | grep -Eq -- "$1" || fail "$2: no /$1/ in: $out"
+    grep -Eq -- "$1" <<<"$out" || fail "$2: no /$1/ in: $out"
 }
 login() { # login SLOT
     wait_for "osect: booting slot $1" "$BOOT_TIMEOUT"

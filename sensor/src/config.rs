@@ -43,6 +43,7 @@ pub struct Config {
     pub p0f: P0fConfig,
     pub yaf: YafConfig,
     pub detect: DetectSection,
+    pub upgrade: crate::upgrade::UpgradeConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -585,6 +586,9 @@ impl Config {
             if v == 0 {
                 return Err(bad(key, "must be at least 1".into()));
             }
+        }
+        if let Err((key, message)) = self.upgrade.validate() {
+            return Err(bad(key, message));
         }
         self.validate_upload(path)
     }

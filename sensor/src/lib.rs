@@ -21,4 +21,5 @@ pub mod spool;
 pub mod stats;
 pub mod support;
 pub mod ts;
+pub mod upgrade;
 pub mod upload;

@@ -102,6 +102,26 @@ enum Cmd {
         #[arg(long)]
         once: bool,
     },
+    /// Install a signed RAUC bundle (file, or https:// URL fetched over the upload channel)
+    /// to the inactive slot and reboot into it; `--confirm` checks and marks the booted slot.
+    Upgrade {
+        /// Bundle file or https:// URL.
+        #[arg(required_unless_present = "confirm")]
+        source: Option<String>,
+        /// Config file (default /etc/osect/sensor.toml, else built-in defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Download and verify the signature only; write nothing.
+        #[arg(long, conflicts_with = "confirm")]
+        check: bool,
+        /// Do not reboot (after an install, or after a failed trial).
+        #[arg(long)]
+        no_reboot: bool,
+        /// Health check of the booted slot (run by the init scripts after start): mark it good,
+        /// or, for a freshly updated slot that fails, reboot so the boot counter runs down.
+        #[arg(long)]
+        confirm: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -311,6 +331,55 @@ fn main() -> ExitCode {
         }
         Cmd::Support { out, config } => support(&out, config),
         Cmd::Upload { config, once } => upload(&config, once),
+        Cmd::Upgrade {
+            source,
+            config,
+            check,
+            no_reboot,
+            confirm,
+        } => upgrade(source.as_deref(), config, check, no_reboot, confirm),
+    }
+}
+
+/// `upgrade`: exit 0 done (or rebooting), 1 refused or failed (the running slot untouched),
+/// 2 bad configuration.
+fn upgrade(
+    source: Option<&str>,
+    config: Option<PathBuf>,
+    check_only: bool,
+    no_reboot: bool,
+    confirm: bool,
+) -> ExitCode {
+    use osect_sensor::upgrade;
+    let config = config.or_else(|| {
+        let p = PathBuf::from("/etc/osect/sensor.toml");
+        p.exists().then_some(p)
+    });
+    let cfg = match load_config(config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let up = upgrade::Upgrade::new(&cfg);
+    if confirm {
+        let probe = upgrade::health::Probe::system(cfg.spool_dir(), cfg.upload.url.is_some());
+        return match upgrade::confirm(&up, &probe, no_reboot) {
+            upgrade::Verdict::Failed { .. } => ExitCode::from(1),
+            _ => ExitCode::SUCCESS,
+        };
+    }
+    let Some(source) = source else {
+        return ExitCode::from(2);
+    };
+    let opts = upgrade::InstallOptions {
+        check_only,
+        no_reboot,
+    };
+    match upgrade::install(&cfg, &up, source, opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("osect-sensor: upgrade: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -389,6 +458,7 @@ fn support(out: &Path, config: Option<PathBuf>) -> ExitCode {
         config,
         log_dirs,
         spool_dir: Some(cfg.spool_dir().to_path_buf()),
+        upgrade_dir: Some(cfg.upgrade.download_dir.clone()),
         root: PathBuf::from("/"),
     };
     match osect_sensor::support::write_bundle(&src, out) {

@@ -451,3 +451,14 @@ pub fn spool(dir: &Path) -> Vec<Item> {
     }
     items
 }
+
+/// The firmware update history (`osect-sensor upgrade`): installs, refusals, trials, rollbacks.
+pub fn upgrade_history(dir: &Path) -> Item {
+    let name = "boot/upgrade-history.log";
+    let hist = dir.join(crate::upgrade::HISTORY_FILE);
+    if hist.exists() {
+        file_item(name, &hist)
+    } else {
+        Item::failed(name, "no firmware update recorded yet")
+    }
+}

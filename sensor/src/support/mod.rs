@@ -38,6 +38,8 @@ pub struct SupportSources {
     pub log_dirs: Vec<PathBuf>,
     /// The spool folder (bundles, `sent/`, the upload history).
     pub spool_dir: Option<PathBuf>,
+    /// `upgrade.download_dir`: the firmware update history (installs, refusals, rollbacks).
+    pub upgrade_dir: Option<PathBuf>,
     /// Root of the file system facts are read from (`/` on the box; a test's folder in tests).
     pub root: PathBuf,
 }
@@ -101,6 +103,9 @@ pub fn collect(src: &SupportSources) -> Vec<Item> {
     items.extend(collect::sensor_logs(&src.log_dirs));
     if let Some(spool) = &src.spool_dir {
         items.extend(collect::spool(spool));
+    }
+    if let Some(dir) = &src.upgrade_dir {
+        items.push(collect::upgrade_history(dir));
     }
 
     let mut total = 0usize;

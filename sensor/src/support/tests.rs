@@ -101,6 +101,14 @@ fn bundle_holds_the_items_and_no_secret() {
     )
     .unwrap();
 
+    let upgrade_dir = t.path().join("upgrade");
+    std::fs::create_dir_all(&upgrade_dir).unwrap();
+    std::fs::write(
+        upgrade_dir.join(crate::upgrade::HISTORY_FILE),
+        "2026-11-28T09:00:00Z confirmed version 2 on slot B\n",
+    )
+    .unwrap();
+
     // A certificate the config names, in a file that also holds the private key.
     let cert = rcgen::generate_simple_self_signed(vec!["sensor.example".into()]).unwrap();
     let combined = format!("{}{}", cert.cert.pem(), cert.key_pair.serialize_pem());
@@ -123,6 +131,7 @@ fn bundle_holds_the_items_and_no_secret() {
         config: Some(config),
         log_dirs: vec![logs],
         spool_dir: Some(spool),
+        upgrade_dir: Some(upgrade_dir),
         root,
     };
     let out = t.path().join("out");
@@ -157,6 +166,7 @@ fn bundle_holds_the_items_and_no_secret() {
         "sensor/counters.txt",
         "spool/listing.txt",
         "spool/upload-history.log",
+        "boot/upgrade-history.log",
     ] {
         assert!(
             files.contains_key(must),
@@ -165,6 +175,7 @@ fn bundle_holds_the_items_and_no_secret() {
         );
     }
     assert!(files["summary.txt"].contains("booted slot: B"));
+    assert!(files["boot/upgrade-history.log"].contains("confirmed version 2 on slot B"));
     assert!(files["network/interfaces"].contains("statistics.rx_packets = 12345"));
     assert!(files["sensor/counters.txt"].contains("packets_read=77"));
     assert!(files["spool/listing.txt"].contains("realtime-2026-11-28-10:00:00.tar.zst\t3"));

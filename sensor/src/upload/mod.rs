@@ -361,7 +361,7 @@ fn gist(body: &str) -> String {
 
 /// A transport failure in words an operator can act on: the TLS reason (unknown CA, expired,
 /// wrong host name), a timeout, a refused connection.
-fn describe_transport(t: &ureq::Transport) -> String {
+pub(crate) fn describe_transport(t: &ureq::Transport) -> String {
     let mut msg = t.to_string();
     let mut stalled = false;
     let mut src = std::error::Error::source(t);

@@ -475,6 +475,10 @@ http {{
             proxy_set_header X-Client-Verify $ssl_client_verify;
             proxy_set_header X-Client-DN $ssl_client_s_dn;
         }}
+        # Update bundles for `osect-sensor upgrade URL` (the same mutual TLS).
+        location /updates/ {{
+            alias {p}/updates/;
+        }}
     }}
 }}
 "#,
@@ -529,6 +533,13 @@ http {{
 
     pub fn url(&self) -> String {
         format!("https://{}:{}", self.addr, self.port)
+    }
+
+    /// Folder served as `/updates/` (created on first use).
+    pub fn updates_dir(&self) -> PathBuf {
+        let d = self.prefix.join("updates");
+        fs::create_dir_all(&d).unwrap();
+        d
     }
 
     pub fn error_log(&self) -> String {
