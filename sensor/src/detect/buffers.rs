@@ -69,6 +69,15 @@ impl Source for PacketSource<'_> {
     ) -> bool {
         match buf {
             Buf::Payload => {
+                if sel == PayloadSel::Prefilter {
+                    // The stream window ends with this packet's payload: one scan finds the
+                    // patterns of both.
+                    if let Some((s, seen)) = self.stream {
+                        if self.payload_new && s.len() - seen == self.payload.len() {
+                            return f(s, Some(seen));
+                        }
+                    }
+                }
                 if sel != PayloadSel::Stream && self.payload_new && f(self.payload, None) {
                     return true;
                 }

@@ -10,7 +10,7 @@
 
 use std::net::IpAddr;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 use super::inspect::{self, VarSlots};
 use super::rule::*;
@@ -38,6 +38,8 @@ pub enum PayloadSel {
     Packet,
     Stream,
     Both,
+    /// What the prefilter scans: every instance's patterns, each byte once if possible.
+    Prefilter,
 }
 
 /// The buffers of one inspection (a packet, a transaction).
@@ -71,7 +73,7 @@ pub struct Facts<'a> {
     pub stream_bytes: [u64; 2],
 }
 
-struct PfSet {
+pub struct PfSet {
     buf: Buf,
     transforms: Vec<Transform>,
     ac: AhoCorasick,
@@ -80,21 +82,21 @@ struct PfSet {
 }
 
 #[derive(Default)]
-struct PointIndex {
-    sets: Vec<PfSet>,
+pub struct PointIndex {
+    pub sets: Vec<PfSet>,
     /// Rules with no pattern for the prefilter: always verified.
-    always: Vec<u32>,
+    pub always: Vec<u32>,
     /// How many rules can fire here.
-    count: usize,
+    pub count: usize,
 }
 
 pub struct Compiled {
     pub rules: Vec<Rule>,
-    points: Vec<PointIndex>,
+    /// Rules per point, in evaluation order.
+    members: Vec<Vec<u32>>,
+    pub groups: super::groups::Groups,
 }
 
-/// A rule's fast pattern at an inspection point: buffer, transforms, bytes, rule index.
-type PatEntry = (Buf, Vec<Transform>, Vec<u8>, u32);
 /// Patterns of one (buffer, transforms) pair and the rules of each.
 type PatGroup = (Buf, Vec<Transform>, Vec<Vec<u8>>, Vec<Vec<u32>>);
 type PatKey = (Buf, Vec<Transform>, Vec<u8>);
@@ -219,78 +221,57 @@ impl Compiled {
     /// Sorts the rules into evaluation order and builds the prefilters.
     pub fn build(mut rules: Vec<Rule>) -> Compiled {
         rules.sort_by_key(rank);
-        let mut pats: Vec<Vec<PatEntry>> = vec![Vec::new(); POINTS];
-        let mut points: Vec<PointIndex> = (0..POINTS).map(|_| PointIndex::default()).collect();
+        let mut members: Vec<Vec<u32>> = vec![Vec::new(); POINTS];
         for (ri, r) in rules.iter().enumerate() {
-            let fp = fast_pattern(r);
             for p in points_of(r) {
-                let pi = &mut points[p as usize];
-                pi.count += 1;
-                match &fp {
-                    Some((li, bytes)) => {
-                        let l = &r.lists[*li];
-                        pats[p as usize].push((
-                            l.buf,
-                            l.transforms.clone(),
-                            bytes.clone(),
-                            ri as u32,
-                        ))
-                    }
-                    None => pi.always.push(ri as u32),
-                }
+                members[p as usize].push(ri as u32);
             }
         }
-        for (p, list) in pats.into_iter().enumerate() {
-            // Group by (buffer, transforms), deduplicating patterns.
-            let mut groups: Vec<PatGroup> = Vec::new();
-            let mut index: std::collections::HashMap<PatKey, (usize, usize)> =
-                std::collections::HashMap::new();
-            for (buf, tr, bytes, ri) in list {
-                let key = (buf, tr.clone(), bytes.clone());
-                if let Some(&(g, pid)) = index.get(&key) {
-                    groups[g].3[pid].push(ri);
-                    continue;
-                }
-                let g = match groups.iter().position(|g| g.0 == buf && g.1 == tr) {
-                    Some(g) => g,
-                    None => {
-                        groups.push((buf, tr, Vec::new(), Vec::new()));
-                        groups.len() - 1
-                    }
-                };
-                groups[g].2.push(bytes);
-                groups[g].3.push(vec![ri]);
-                index.insert(key, (g, groups[g].2.len() - 1));
-            }
-            for (buf, transforms, patterns, rules_of) in groups {
-                let ac = AhoCorasickBuilder::new()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    .build(&patterns)
-                    .expect("literal patterns always build");
-                points[p].sets.push(PfSet {
-                    buf,
-                    transforms,
-                    ac,
-                    rules: rules_of,
-                });
-            }
+        let groups = super::groups::Groups::build(&rules, &members);
+        Compiled {
+            rules,
+            members,
+            groups,
         }
-        Compiled { rules, points }
+    }
+
+    /// The prefilter over the rules at `p` that `keep` admits (a header group's rules).
+    pub fn index_of(&self, p: Point, keep: impl Fn(u32) -> bool) -> PointIndex {
+        // Packets are the hot path, and a group subset is small enough for a DFA (the
+        // fastest scan) to cost little memory.
+        let kind = ((p as usize) <= Point::PktOther as usize).then_some(AhoCorasickKind::DFA);
+        build_index(
+            &self.rules,
+            self.members[p as usize]
+                .iter()
+                .copied()
+                .filter(|&ri| keep(ri)),
+            kind,
+        )
+    }
+
+    /// The prefilter over every rule at `p` (compact: built only when the group subsets'
+    /// cache is full).
+    pub fn full_index(&self, p: Point) -> PointIndex {
+        build_index(&self.rules, self.members[p as usize].iter().copied(), None)
     }
 
     pub fn rules_at(&self, p: Point) -> usize {
-        self.points[p as usize].count
+        self.members[p as usize].len()
     }
 
-    /// The rules worth verifying at `p` for these buffers, in evaluation order.
-    pub fn candidates<'s>(&self, p: Point, src: &dyn Source, sc: &'s mut Scratch) -> &'s [u32] {
+    /// The rules of `pi` worth verifying for these buffers, in evaluation order.
+    pub fn candidates<'s>(
+        &self,
+        pi: &PointIndex,
+        src: &dyn Source,
+        sc: &'s mut Scratch,
+    ) -> &'s [u32] {
         let words = self.rules.len().div_ceil(64);
         if sc.seen.len() != words {
             sc.seen = vec![0; words];
         }
         sc.cands.clear();
-        let pi = &self.points[p as usize];
         if pi.count == 0 {
             return &sc.cands;
         }
@@ -306,7 +287,7 @@ impl Compiled {
             add(ri);
         }
         for set in &pi.sets {
-            src.any(set.buf, PayloadSel::Both, &mut |data, _| {
+            src.any(set.buf, PayloadSel::Prefilter, &mut |data, _| {
                 let data = inspect::transform(data, &set.transforms);
                 for m in set.ac.find_overlapping_iter(&*data) {
                     for &ri in &set.rules[m.pattern().as_usize()] {
@@ -322,6 +303,61 @@ impl Compiled {
         cands.sort_unstable();
         cands
     }
+}
+
+/// The prefilter over `members` (rule indices at one point, in evaluation order): one
+/// automaton per (buffer, transforms) pair over the rules' fast patterns, and the rules
+/// without a usable pattern.
+fn build_index(
+    rules: &[Rule],
+    members: impl Iterator<Item = u32>,
+    kind: Option<AhoCorasickKind>,
+) -> PointIndex {
+    let mut pi = PointIndex::default();
+    // Group by (buffer, transforms), deduplicating patterns.
+    let mut groups: Vec<PatGroup> = Vec::new();
+    let mut index: std::collections::HashMap<PatKey, (usize, usize)> =
+        std::collections::HashMap::new();
+    for ri in members {
+        pi.count += 1;
+        let r = &rules[ri as usize];
+        let Some((li, bytes)) = fast_pattern(r) else {
+            pi.always.push(ri);
+            continue;
+        };
+        let l = &r.lists[li];
+        let (buf, tr) = (l.buf, &l.transforms);
+        let key = (buf, tr.clone(), bytes);
+        if let Some(&(g, pid)) = index.get(&key) {
+            groups[g].3[pid].push(ri);
+            continue;
+        }
+        let g = match groups.iter().position(|g| g.0 == buf && &g.1 == tr) {
+            Some(g) => g,
+            None => {
+                groups.push((buf, tr.clone(), Vec::new(), Vec::new()));
+                groups.len() - 1
+            }
+        };
+        groups[g].2.push(key.2.clone());
+        groups[g].3.push(vec![ri]);
+        index.insert(key, (g, groups[g].2.len() - 1));
+    }
+    for (buf, transforms, patterns, rules_of) in groups {
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .kind(kind)
+            .build(&patterns)
+            .expect("literal patterns always build");
+        pi.sets.push(PfSet {
+            buf,
+            transforms,
+            ac,
+            rules: rules_of,
+        });
+    }
+    pi
 }
 
 /// Header: protocol, addresses and ports (either orientation for `<>`).

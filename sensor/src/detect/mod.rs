@@ -18,6 +18,7 @@ pub mod buffers;
 pub mod engine;
 pub mod eve;
 pub mod feed;
+pub mod groups;
 pub mod inspect;
 pub mod parse;
 pub mod pcre;
@@ -69,6 +70,8 @@ pub struct LoadReport {
     pub load_millis: u128,
     /// Rules per inspection point.
     pub per_point: Vec<(&'static str, usize)>,
+    /// Distinct address and port expressions and rule headers.
+    pub groups: (usize, usize, usize),
 }
 
 impl fmt::Display for LoadReport {
@@ -91,6 +94,11 @@ impl fmt::Display for LoadReport {
         for (p, n) in &self.per_point {
             writeln!(f, "rules at {p}: {n}")?;
         }
+        let (a, pt, g) = self.groups;
+        writeln!(
+            f,
+            "header groups: {g} ({a} address and {pt} port expressions)"
+        )?;
         writeln!(f, "load time: {} ms", self.load_millis)?;
         let pct = if self.enabled == 0 {
             0.0
@@ -250,6 +258,8 @@ impl RuleSet {
         .iter()
         .map(|(n, p)| (*n, compiled.rules_at(*p)))
         .collect();
+        let (a, pt, _) = compiled.groups.sizes(Point::PktTcp);
+        report.groups = (a, pt, compiled.groups.len());
         RuleSet {
             compiled,
             rule_json,
@@ -332,6 +342,8 @@ struct FlowState {
     /// rules that matched then (not matched again when the message completes).
     http_open: [Option<u64>; 2],
     http_fired: [Vec<u32>; 2],
+    /// The packet prefilter of each direction (see [`groups`]).
+    pkt_subset: [Option<groups::Subset>; 2],
 }
 
 impl FlowState {
@@ -355,6 +367,7 @@ impl FlowState {
             resp_tx: 0,
             http_open: [None; 2],
             http_fired: [Vec::new(), Vec::new()],
+            pkt_subset: [None; 2],
         }
     }
 }
@@ -370,6 +383,7 @@ impl FlowState {
         self.probes.swap(0, 1);
         self.tcp.next.swap(0, 1);
         self.tcp.tail.swap(0, 1);
+        self.pkt_subset.swap(0, 1);
     }
 }
 
@@ -381,10 +395,13 @@ pub struct Detector {
     thresholds: HashMap<(u32, TrackKey), ThState>,
     max_thresholds: usize,
     scratch: Scratch,
+    groups: groups::GroupCache,
     midstream: bool,
     in_iface: Option<String>,
     /// Put `pcap_cnt` (the packet counter) into alerts: replays.
     pcap_cnt: bool,
+    /// Reused for the stream window of each packet.
+    window: Vec<u8>,
     stats: Arc<Stats>,
 }
 
@@ -441,9 +458,11 @@ impl Detector {
             thresholds: HashMap::new(),
             max_thresholds: cfg.max_threshold_entries,
             scratch: Scratch::default(),
+            groups: groups::GroupCache::default(),
             midstream: cfg.midstream,
             in_iface: None,
             pcap_cnt: false,
+            window: Vec::with_capacity(STREAM_TAIL + 2048),
             stats,
         }
     }
@@ -496,13 +515,12 @@ impl Detector {
     fn flow_mut(&mut self, v: &PacketView<'_, '_>) -> Option<&mut FlowState> {
         let len = self.flows.len();
         let full = len >= self.max_flows;
-        let hash = flow_hash(v);
-        let client = client_of(v);
+        let fresh = || FlowState::new(v.uid, v.ts, flow_hash(v), client_of(v));
         match self.flows.entry(v.slot) {
             hashbrown::hash_map::Entry::Occupied(e) => {
                 let st = e.into_mut();
                 if st.uid != v.uid {
-                    *st = FlowState::new(v.uid, v.ts, hash, client);
+                    *st = fresh();
                 }
                 Some(st)
             }
@@ -511,7 +529,7 @@ impl Detector {
                     Stats::inc(&self.stats.detect_flows_full);
                     return None;
                 }
-                Some(e.insert(FlowState::new(v.uid, v.ts, hash, client)))
+                Some(e.insert(fresh()))
             }
         }
     }
@@ -521,7 +539,9 @@ impl Detector {
     pub fn on_packet(&mut self, v: &PacketView<'_, '_>, out: &mut dyn RecordSink) {
         let midstream = self.midstream;
         let payload = v.payload();
+        let mut window = std::mem::take(&mut self.window);
         let Some(fs) = self.flow_mut(v) else {
+            self.window = window;
             return;
         };
         let mut d = if endpoints(v).0 == fs.client { 0 } else { 1 };
@@ -621,17 +641,15 @@ impl Detector {
             Vec::new()
         };
         // The stream window: earlier in-order bytes, then this segment's new ones.
-        let stream_buf: Option<Vec<u8>> = if v.transport == Transport4::Tcp
+        let has_stream = v.transport == Transport4::Tcp
             && stream_ok
             && !new_data.is_empty()
-            && !fs.tcp.tail[d].is_empty()
-        {
-            let mut s = fs.tcp.tail[d].clone();
-            s.extend_from_slice(new_data);
-            Some(s)
-        } else {
-            None
-        };
+            && !fs.tcp.tail[d].is_empty();
+        if has_stream {
+            window.clear();
+            window.extend_from_slice(&fs.tcp.tail[d]);
+            window.extend_from_slice(new_data);
+        }
         let tail_len = fs.tcp.tail[d].len();
         let facts_base = FlowFacts {
             to_server: d == 0,
@@ -642,7 +660,7 @@ impl Detector {
         };
         let psrc = PacketSource {
             payload,
-            stream: stream_buf.as_deref().map(|s| (s, tail_len)),
+            stream: has_stream.then_some((&window[..], tail_len)),
             payload_new,
             ip_header: v.layer.header,
             icmp_header: match &v.layer.transport {
@@ -657,15 +675,25 @@ impl Detector {
             Transport::Other { .. } => Point::PktOther,
         };
         self.run(point, v, &facts_base, &psrc, None, Stage::Once, out);
+        self.window = window;
         // Keep the tail for the next segment.
         if let Some(fs) = self.flows.get_mut(&v.slot).filter(|f| f.uid == v.uid) {
             if v.transport == Transport4::Tcp && !new_data.is_empty() {
                 let t = &mut fs.tcp.tail[d];
                 if stream_ok || t.is_empty() {
-                    t.extend_from_slice(new_data);
-                    if t.len() > STREAM_TAIL {
-                        let cut = t.len() - STREAM_TAIL;
-                        t.drain(..cut);
+                    // The last STREAM_TAIL bytes, without ever holding more (per-flow memory).
+                    if new_data.len() >= STREAM_TAIL {
+                        t.clear();
+                        t.extend_from_slice(&new_data[new_data.len() - STREAM_TAIL..]);
+                    } else {
+                        let keep = STREAM_TAIL - new_data.len();
+                        if t.len() > keep {
+                            t.drain(..t.len() - keep);
+                        }
+                        if t.capacity() < STREAM_TAIL {
+                            t.reserve_exact(STREAM_TAIL - t.len());
+                        }
+                        t.extend_from_slice(new_data);
                     }
                 }
             }
@@ -888,8 +916,35 @@ impl Detector {
             app_final: ff.app_final,
             stream_bytes: ff.stream_bytes,
         };
+        let d = usize::from(!ff.to_server);
+        let packet_point = (point as usize) <= Point::PktOther as usize;
+        let cached = self
+            .flows
+            .get(&v.slot)
+            .filter(|f| f.uid == v.uid && packet_point)
+            .and_then(|f| f.pkt_subset[d]);
+        let subset = match cached {
+            Some(s) => s,
+            None => {
+                let e = groups::Endpoints {
+                    src: facts.src,
+                    dst: facts.dst,
+                    sport: facts.sport,
+                    dport: facts.dport,
+                    ip_proto: facts.ip_proto,
+                };
+                let s = self.groups.subset(&self.rules.compiled, point, &e);
+                if packet_point {
+                    if let Some(f) = self.flows.get_mut(&v.slot).filter(|f| f.uid == v.uid) {
+                        f.pkt_subset[d] = Some(s);
+                    }
+                }
+                s
+            }
+        };
         let mut scratch = std::mem::take(&mut self.scratch);
-        let cands = self.rules.compiled.candidates(point, src, &mut scratch);
+        let index = self.groups.index(point, subset);
+        let cands = self.rules.compiled.candidates(index, src, &mut scratch);
         if cands.is_empty() {
             self.scratch = scratch;
             return;
