@@ -186,10 +186,55 @@ struct Memo {
     port: [Vec<u8>; 2],
 }
 
+/// Entries of each endpoint-class memo before it starts over.
+const MAX_CLASS_ENTRIES: usize = 1 << 16;
+
+/// Address classes (one bit per distinct address expression), port classes (interned sets
+/// of matching port expressions), and the subset each combination names.
+#[derive(Default)]
+struct Classes {
+    ip_bits: HashMap<IpAddr, u32>,
+    port_class: HashMap<u16, u32>,
+    port_ids: HashMap<Vec<u64>, u32>,
+    subsets: HashMap<(u8, u8, u32, u32, u32, u32), Subset>,
+}
+
+impl Classes {
+    fn ip(&mut self, g: &Groups, ip: IpAddr) -> u32 {
+        if self.ip_bits.len() >= MAX_CLASS_ENTRIES {
+            self.ip_bits.clear();
+        }
+        *self.ip_bits.entry(ip).or_insert_with(|| {
+            g.addrs
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.matches(&ip))
+                .fold(0, |bits, (i, _)| bits | 1 << i)
+        })
+    }
+
+    fn port(&mut self, g: &Groups, port: u16) -> u32 {
+        if let Some(&c) = self.port_class.get(&port) {
+            return c;
+        }
+        let mut bits = vec![0u64; g.ports.len().div_ceil(64)];
+        for (i, e) in g.ports.iter().enumerate() {
+            if e.matches(port) {
+                bits[i / 64] |= 1 << (i % 64);
+            }
+        }
+        let next = self.port_ids.len() as u32;
+        let c = *self.port_ids.entry(bits).or_insert(next);
+        self.port_class.insert(port, c);
+        c
+    }
+}
+
 /// Prefilters built for group subsets, and which subset each key names.
 #[derive(Default)]
 pub struct GroupCache {
     ids: HashMap<(u8, Vec<u64>), u32>,
+    classes: Classes,
     subsets: Vec<PointIndex>,
     /// Each point's prefilter over all its rules, once the cache is full.
     full: Vec<Option<PointIndex>>,
@@ -209,6 +254,32 @@ pub enum Subset {
 impl GroupCache {
     /// The prefilter for packets or transactions with these endpoints at `p`.
     pub fn subset(&mut self, c: &Compiled, p: Point, e: &Endpoints) -> Subset {
+        // Endpoints in the same address and port classes admit the same groups: most
+        // lookups end here.
+        if c.groups.addrs.len() > 32 {
+            return self.subset_of(c, p, e);
+        }
+        let g = &c.groups;
+        let key = (
+            p as u8,
+            e.ip_proto,
+            self.classes.ip(g, e.src),
+            self.classes.ip(g, e.dst),
+            self.classes.port(g, e.sport),
+            self.classes.port(g, e.dport),
+        );
+        if let Some(&s) = self.classes.subsets.get(&key) {
+            return s;
+        }
+        let s = self.subset_of(c, p, e);
+        if self.classes.subsets.len() >= MAX_CLASS_ENTRIES {
+            self.classes.subsets.clear();
+        }
+        self.classes.subsets.insert(key, s);
+        s
+    }
+
+    fn subset_of(&mut self, c: &Compiled, p: Point, e: &Endpoints) -> Subset {
         let mut key = std::mem::take(&mut self.key);
         c.groups.admitting(p, e, &mut key, &mut self.memo);
         let ck = (p as u8, key);
