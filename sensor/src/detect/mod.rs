@@ -390,7 +390,8 @@ impl FlowState {
 /// The detector: a loaded rule set plus bounded per-connection and threshold state.
 pub struct Detector {
     rules: RuleSet,
-    flows: hashbrown::HashMap<u32, FlowState>,
+    /// Boxed: the table is sized for `max_flows` at start, the states only as they come.
+    flows: hashbrown::HashMap<u32, Box<FlowState>>,
     max_flows: usize,
     thresholds: HashMap<(u32, TrackKey), ThState>,
     max_thresholds: usize,
@@ -520,16 +521,16 @@ impl Detector {
             hashbrown::hash_map::Entry::Occupied(e) => {
                 let st = e.into_mut();
                 if st.uid != v.uid {
-                    *st = fresh();
+                    **st = fresh();
                 }
-                Some(st)
+                Some(&mut **st)
             }
             hashbrown::hash_map::Entry::Vacant(e) => {
                 if full {
                     Stats::inc(&self.stats.detect_flows_full);
                     return None;
                 }
-                Some(e.insert(fresh()))
+                Some(&mut **e.insert(Box::new(fresh())))
             }
         }
     }
