@@ -378,6 +378,7 @@ impl Source for DnsSource<'_> {
     ) -> bool {
         match buf {
             Buf::DnsQuery => self.msg.queries.iter().any(|(q, _)| f(q, None)),
+            Buf::DnsOpcode => f(&[self.msg.opcode], None),
             _ => self.packet.any(buf, sel, f),
         }
     }

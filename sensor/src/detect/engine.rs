@@ -153,7 +153,7 @@ pub fn points_of(r: &Rule) -> Vec<Point> {
             }
         };
     }
-    if r.uses_buf(|b| b == Buf::DnsQuery) {
+    if r.uses_buf(Buf::is_dns) {
         return vec![Point::Dns];
     }
     if r.uses_buf(Buf::is_tls) {

@@ -134,6 +134,10 @@ impl Ctx<'_, '_> {
                 has != *negated && self.step(i + 1, prev_end, max_end)
             }
             Match::Bsize(cmp) => cmp.test(len as u64) && self.step(i + 1, prev_end, max_end),
+            Match::Value(cmp) => {
+                self.buf.first().is_some_and(|&b| cmp.test(b.into()))
+                    && self.step(i + 1, prev_end, max_end)
+            }
             Match::ByteTest(b) => {
                 let base = if b.relative { prev_end as i64 } else { 0 };
                 let at = base + resolve(b.offset, self.vars);

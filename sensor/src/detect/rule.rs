@@ -107,6 +107,8 @@ pub enum Buf {
     /// Each response header as `Name: value` in turn.
     HttpResponseHeader,
     DnsQuery,
+    /// `dns.opcode`: the message's opcode as one byte.
+    DnsOpcode,
     TlsSni,
     TlsCertSubject,
     TlsCertIssuer,
@@ -152,6 +154,10 @@ impl Buf {
 
     pub fn is_http(self) -> bool {
         self.http_side() != Side::Other
+    }
+
+    pub fn is_dns(self) -> bool {
+        matches!(self, Buf::DnsQuery | Buf::DnsOpcode)
     }
 
     pub fn is_tls(self) -> bool {
@@ -339,6 +345,8 @@ pub enum Match {
     ByteJump(ByteJump),
     ByteExtract(ByteExtract),
     Bsize(Cmp),
+    /// A numeric field's buffer (one byte, e.g. `dns.opcode`) compared as a number.
+    Value(Cmp),
 }
 
 impl Match {
@@ -351,7 +359,7 @@ impl Match {
             Match::ByteTest(b) => b.relative,
             Match::ByteJump(b) => b.relative,
             Match::ByteExtract(b) => b.relative,
-            Match::Bsize(_) => false,
+            Match::Bsize(_) | Match::Value(_) => false,
         }
     }
 }
