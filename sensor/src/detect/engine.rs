@@ -8,6 +8,7 @@
 //! order. Rule order puts flowbit writers before readers and unsets last, so that rules
 //! reading a bit set by another rule on the same packet see it, as Suricata's ordering does.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
@@ -76,9 +77,14 @@ pub struct Facts<'a> {
 pub struct PfSet {
     buf: Buf,
     transforms: Vec<Transform>,
-    ac: AhoCorasick,
+    ac: Option<AhoCorasick>,
     /// Rules per pattern id.
     rules: Vec<Vec<u32>>,
+    /// Fast patterns that must end the buffer (`endswith`: the IOC-style `dns.query` and
+    /// `tls.sni` rules), lower-cased, with their rules: one hash lookup per length instead
+    /// of the automaton.
+    ends: HashMap<Vec<u8>, Vec<u32>>,
+    end_lens: Vec<usize>,
 }
 
 #[derive(Default)]
@@ -98,7 +104,13 @@ pub struct Compiled {
 }
 
 /// Patterns of one (buffer, transforms) pair and the rules of each.
-type PatGroup = (Buf, Vec<Transform>, Vec<Vec<u8>>, Vec<Vec<u32>>);
+type PatGroup = (
+    Buf,
+    Vec<Transform>,
+    Vec<Vec<u8>>,
+    Vec<Vec<u32>>,
+    HashMap<Vec<u8>, Vec<u32>>,
+);
 type PatKey = (Buf, Vec<Transform>, Vec<u8>);
 
 /// Reusable per-inspection scratch space.
@@ -187,8 +199,8 @@ fn has_app_bufs(r: &Rule) -> bool {
 }
 
 /// The content that goes into the prefilter: the one marked `fast_pattern`, else the
-/// longest positive content. Returns (list index, bytes).
-fn fast_pattern(r: &Rule) -> Option<(usize, Vec<u8>)> {
+/// longest positive content. Returns (list index, bytes, whether they end the buffer).
+fn fast_pattern(r: &Rule) -> Option<(usize, Vec<u8>, bool)> {
     let mut best: Option<(usize, &Content)> = None;
     for (li, l) in r.lists.iter().enumerate() {
         for m in &l.matches {
@@ -198,7 +210,7 @@ fn fast_pattern(r: &Rule) -> Option<(usize, Vec<u8>)> {
                 }
                 if c.fast_pattern {
                     best = Some((li, c));
-                    return best.map(|(li, c)| (li, fp_bytes(c)));
+                    return best.map(|(li, c)| (li, fp_bytes(c), ends_buffer(c)));
                 }
                 if best.is_none_or(|(_, b)| c.pattern.len() > b.pattern.len()) {
                     best = Some((li, c));
@@ -206,7 +218,11 @@ fn fast_pattern(r: &Rule) -> Option<(usize, Vec<u8>)> {
             }
         }
     }
-    best.map(|(li, c)| (li, fp_bytes(c)))
+    best.map(|(li, c)| (li, fp_bytes(c), ends_buffer(c)))
+}
+
+fn ends_buffer(c: &Content) -> bool {
+    c.endswith && c.fp_chop.is_none()
 }
 
 fn fp_bytes(c: &Content) -> Vec<u8> {
@@ -286,11 +302,21 @@ impl Compiled {
         for &ri in &pi.always {
             add(ri);
         }
+        let mut tail = Vec::new();
         for set in &pi.sets {
             src.any(set.buf, PayloadSel::Prefilter, &mut |data, _| {
                 let data = inspect::transform(data, &set.transforms);
-                for m in set.ac.find_overlapping_iter(&*data) {
-                    for &ri in &set.rules[m.pattern().as_usize()] {
+                if let Some(ac) = &set.ac {
+                    for m in ac.find_overlapping_iter(&*data) {
+                        for &ri in &set.rules[m.pattern().as_usize()] {
+                            add(ri);
+                        }
+                    }
+                }
+                for &n in set.end_lens.iter().take_while(|&&n| n <= data.len()) {
+                    tail.clear();
+                    tail.extend(data[data.len() - n..].iter().map(u8::to_ascii_lowercase));
+                    for &ri in set.ends.get(&tail).map_or(&[][..], Vec::as_slice) {
                         add(ri);
                     }
                 }
@@ -321,40 +347,52 @@ fn build_index(
     for ri in members {
         pi.count += 1;
         let r = &rules[ri as usize];
-        let Some((li, bytes)) = fast_pattern(r) else {
+        let Some((li, bytes, at_end)) = fast_pattern(r) else {
             pi.always.push(ri);
             continue;
         };
         let l = &r.lists[li];
         let (buf, tr) = (l.buf, &l.transforms);
+        let g = match groups.iter().position(|g| g.0 == buf && &g.1 == tr) {
+            Some(g) => g,
+            None => {
+                groups.push((buf, tr.clone(), Vec::new(), Vec::new(), HashMap::new()));
+                groups.len() - 1
+            }
+        };
+        // The payload's instances (packet, stream window) end in different places.
+        if at_end && buf != Buf::Payload {
+            groups[g].4.entry(bytes).or_default().push(ri);
+            continue;
+        }
         let key = (buf, tr.clone(), bytes);
         if let Some(&(g, pid)) = index.get(&key) {
             groups[g].3[pid].push(ri);
             continue;
         }
-        let g = match groups.iter().position(|g| g.0 == buf && &g.1 == tr) {
-            Some(g) => g,
-            None => {
-                groups.push((buf, tr.clone(), Vec::new(), Vec::new()));
-                groups.len() - 1
-            }
-        };
         groups[g].2.push(key.2.clone());
         groups[g].3.push(vec![ri]);
         index.insert(key, (g, groups[g].2.len() - 1));
     }
-    for (buf, transforms, patterns, rules_of) in groups {
-        let ac = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .kind(kind)
-            .build(&patterns)
-            .expect("literal patterns always build");
+    for (buf, transforms, patterns, rules_of, ends) in groups {
+        let ac = (!patterns.is_empty()).then(|| {
+            AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .kind(kind)
+                .build(&patterns)
+                .expect("literal patterns always build")
+        });
+        let mut end_lens: Vec<usize> = ends.keys().map(Vec::len).collect();
+        end_lens.sort_unstable();
+        end_lens.dedup();
         pi.sets.push(PfSet {
             buf,
             transforms,
             ac,
             rules: rules_of,
+            ends,
+            end_lens,
         });
     }
     pi
@@ -603,4 +641,59 @@ pub fn verify(r: &Rule, f: &Facts<'_>, src: &dyn Source, bits: &[u32]) -> bool {
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::buffers::{DnsMessage, DnsSource, PacketSource};
+    use crate::detect::parse::{parse_rule, Names};
+    use crate::detect::vars::Vars;
+
+    fn compiled(rules: &[&str]) -> Compiled {
+        let mut names = Names::default();
+        let rules = rules
+            .iter()
+            .map(|r| parse_rule(r, &Vars::default(), &mut names).unwrap())
+            .collect();
+        Compiled::build(rules)
+    }
+
+    fn dns_candidates(c: &Compiled, name: &[u8]) -> Vec<u32> {
+        let queries = [(name, 1u16)];
+        let msg = DnsMessage {
+            queries: &queries,
+            ..DnsMessage::default()
+        };
+        let src = DnsSource {
+            msg: &msg,
+            packet: PacketSource {
+                payload: b"",
+                stream: None,
+                payload_new: true,
+                ip_header: b"",
+                icmp_header: b"",
+            },
+        };
+        let mut sc = Scratch::default();
+        c.candidates(&c.full_index(Point::Dns), &src, &mut sc)
+            .to_vec()
+    }
+
+    #[test]
+    fn buffer_ends_are_looked_up_not_scanned() {
+        let c = compiled(&[
+            r#"alert dns any any -> any any (dns.query; dotprefix; content:".evil.example"; endswith; nocase; sid:1;)"#,
+            r#"alert dns any any -> any any (dns.query; content:"bad.test"; bsize:8; sid:2;)"#,
+            r#"alert dns any any -> any any (dns.query; content:"mid"; sid:3;)"#,
+        ]);
+        let sid =
+            |v: Vec<u32>| -> Vec<u32> { v.iter().map(|&i| c.rules[i as usize].sid).collect() };
+        let idx = c.full_index(Point::Dns);
+        assert_eq!(idx.sets.iter().map(|s| s.ends.len()).sum::<usize>(), 1);
+        assert_eq!(sid(dns_candidates(&c, b"a.EVIL.example")), [1]);
+        assert!(sid(dns_candidates(&c, b"evil.example.org")).is_empty());
+        assert_eq!(sid(dns_candidates(&c, b"bad.test")), [2]);
+        assert_eq!(sid(dns_candidates(&c, b"x.mid.y")), [3]);
+    }
 }
