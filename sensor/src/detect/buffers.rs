@@ -48,6 +48,9 @@ pub struct DnsMessage<'a> {
     pub queries: &'a [(&'a [u8], u16)],
 }
 
+/// EtherNet/IP's encapsulation header.
+pub const ENIP_HEADER: usize = 24;
+
 /// A packet's own buffers.
 pub struct PacketSource<'a> {
     pub payload: &'a [u8],
@@ -93,6 +96,10 @@ impl Source for PacketSource<'_> {
                 false
             }
             Buf::IpHdr => f(self.ip_header, None),
+            // The encapsulation header: command (little-endian) first, 24 bytes in all.
+            Buf::EnipCommand if self.payload.len() >= ENIP_HEADER => {
+                f(&[self.payload[1], self.payload[0]], None)
+            }
             Buf::IcmpHdr => !self.icmp_header.is_empty() && f(self.icmp_header, None),
             _ => false,
         }

@@ -183,7 +183,9 @@ pub fn points_of(r: &Rule) -> Vec<Point> {
         Proto::Tcp | Proto::TcpPkt | Proto::TcpStream => vec![Point::PktTcp],
         Proto::Udp => vec![Point::PktUdp],
         Proto::Icmp | Proto::Icmpv4 | Proto::Icmpv6 => vec![Point::PktIcmp],
-        Proto::Ip if r.header.app == Some(AppProto::Dns) => vec![Point::PktTcp, Point::PktUdp],
+        Proto::Ip if matches!(r.header.app, Some(AppProto::Dns | AppProto::Enip)) => {
+            vec![Point::PktTcp, Point::PktUdp]
+        }
         Proto::Ip if app_tcp => vec![Point::PktTcp],
         Proto::Ip => vec![
             Point::PktTcp,

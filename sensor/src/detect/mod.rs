@@ -1161,9 +1161,15 @@ fn detect_app(v: &PacketView<'_, '_>, p: &[u8], client: (IpAddr, u16)) -> Option
             if ports.contains(&53) && DnsAnalyzer::looks_like_dns(p, false) {
                 return Some(AppProto::Dns);
             }
+            if ports.contains(&44818) && enip_encapsulation(p) {
+                return Some(AppProto::Enip);
+            }
             None
         }
         Transport4::Tcp => {
+            if ports.contains(&44818) && enip_encapsulation(p) {
+                return Some(AppProto::Enip);
+            }
             if METHODS.iter().any(|m| p.starts_with(m)) || p.starts_with(b"HTTP/1.") {
                 return Some(AppProto::Http);
             }
@@ -1195,6 +1201,12 @@ fn detect_app(v: &PacketView<'_, '_>, p: &[u8], client: (IpAddr, u16)) -> Option
         }
         _ => None,
     }
+}
+
+/// An EtherNet/IP encapsulation header whose length field fits the payload.
+fn enip_encapsulation(p: &[u8]) -> bool {
+    p.len() >= buffers::ENIP_HEADER
+        && usize::from(u16::from_le_bytes([p[2], p[3]])) <= p.len() - buffers::ENIP_HEADER
 }
 
 fn http_obj(

@@ -84,7 +84,7 @@ fn parse_header(h: &str, vars: &Vars) -> PResult<(&'static str, Header)> {
         "icmpv4" => (Proto::Icmpv4, None),
         "icmpv6" => (Proto::Icmpv6, None),
         p => match AppProto::parse(p) {
-            Some(a @ AppProto::Dns) => (Proto::Ip, Some(a)),
+            Some(a @ (AppProto::Dns | AppProto::Enip)) => (Proto::Ip, Some(a)),
             Some(a) => (Proto::Tcp, Some(a)),
             None => return unsupported(format!("protocol {p}")),
         },
@@ -612,6 +612,14 @@ impl<'n> Builder<'n> {
             "bsize" => {
                 let c = parse_cmp(v)?;
                 self.push_match(Match::Bsize(c));
+            }
+            "enip_command" => {
+                let cmp = parse_cmp(v)?;
+                let li = self.list_for(Buf::EnipCommand, &[]);
+                self.rule.lists[li].matches.push(Match::Value(cmp));
+                if self.rule.header.app.is_none() {
+                    self.rule.header.app = Some(AppProto::Enip);
+                }
             }
             "dns.opcode" => {
                 let cmp = parse_cmp(v)?;
@@ -1206,6 +1214,23 @@ mod tests {
         assert_eq!(eq.lists[0].buf, Buf::DnsOpcode);
         assert!(hit(&eq, 4) && !hit(&eq, 0) && !hit(&eq, 5));
         assert!(hit(&ne, 4) && !hit(&ne, 0));
+    }
+
+    #[test]
+    fn enip_command_compares_the_command() {
+        let r = parse(r#"alert enip any any -> any any (enip_command:99; sid:1;)"#).unwrap();
+        assert_eq!(r.header.app, Some(AppProto::Enip));
+        assert_eq!(r.lists[0].buf, Buf::EnipCommand);
+        let hit = |cmd: u16| {
+            let mut vars = [0; 8];
+            crate::detect::inspect::inspect(
+                &r.lists[0].matches,
+                &cmd.to_be_bytes(),
+                &mut vars,
+                None,
+            )
+        };
+        assert!(hit(99) && !hit(0x6f) && !hit(99 << 8));
     }
 
     #[test]

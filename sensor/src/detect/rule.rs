@@ -11,6 +11,8 @@ pub enum AppProto {
     Smtp,
     Ftp,
     Ssh,
+    /// EtherNet/IP encapsulation (TCP and UDP 44818).
+    Enip,
 }
 
 impl AppProto {
@@ -22,6 +24,7 @@ impl AppProto {
             "smtp" => AppProto::Smtp,
             "ftp" => AppProto::Ftp,
             "ssh" => AppProto::Ssh,
+            "enip" => AppProto::Enip,
             _ => return None,
         })
     }
@@ -35,6 +38,7 @@ impl AppProto {
             AppProto::Smtp => "smtp",
             AppProto::Ftp => "ftp",
             AppProto::Ssh => "ssh",
+            AppProto::Enip => "enip",
         }
     }
 }
@@ -109,6 +113,8 @@ pub enum Buf {
     DnsQuery,
     /// `dns.opcode`: the message's opcode as one byte.
     DnsOpcode,
+    /// `enip_command`: the EtherNet/IP encapsulation command (big-endian, two bytes).
+    EnipCommand,
     TlsSni,
     TlsCertSubject,
     TlsCertIssuer,
@@ -345,7 +351,8 @@ pub enum Match {
     ByteJump(ByteJump),
     ByteExtract(ByteExtract),
     Bsize(Cmp),
-    /// A numeric field's buffer (one byte, e.g. `dns.opcode`) compared as a number.
+    /// A numeric field's buffer (big-endian, e.g. `dns.opcode`, `enip_command`) compared
+    /// as a number.
     Value(Cmp),
 }
 
