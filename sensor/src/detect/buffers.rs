@@ -52,6 +52,7 @@ pub struct DnsMessage<'a> {
 pub const ENIP_HEADER: usize = 24;
 
 /// A packet's own buffers.
+#[derive(Default)]
 pub struct PacketSource<'a> {
     pub payload: &'a [u8],
     /// In-order stream window and how much of it was inspected before (TCP only, when
@@ -458,13 +459,7 @@ mod tests {
             req: Some(&req),
             resp: None,
             to_server: true,
-            packet: PacketSource {
-                payload: b"",
-                stream: None,
-                payload_new: true,
-                ip_header: b"",
-                icmp_header: b"",
-            },
+            packet: PacketSource::default(),
         };
         let get = |b: Buf| src.get(b).map(|c| c.into_owned());
         assert_eq!(get(Buf::HttpHost).unwrap(), b"example.com");

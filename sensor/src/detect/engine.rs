@@ -669,13 +669,7 @@ mod tests {
         };
         let src = DnsSource {
             msg: &msg,
-            packet: PacketSource {
-                payload: b"",
-                stream: None,
-                payload_new: true,
-                ip_header: b"",
-                icmp_header: b"",
-            },
+            packet: PacketSource::default(),
         };
         let mut sc = Scratch::default();
         c.candidates(&c.full_index(Point::Dns), &src, &mut sc)
