@@ -6,11 +6,14 @@
 #    with 1 M flows open at once (first packet of every flow, then the rest),
 # 3. measures packets/s of `osect-sensor replay FILE --out DIR` (best of 3, wall clock) against
 #    the libpcap bare loop (best of 3) and the peak RSS of replay on both captures,
-# 4. prints a table and writes bench-out/results.txt.
+# 4. with the shared ET Open copy present (../shared/corpus/suricata/et-open), replays the main
+#    capture with `--rules` ET Open: rule-load time (a 1-packet replay), packets/s on the packet
+#    path (wall minus load) as a ratio of the bare loop, and peak RSS,
+# 5. prints a table and writes bench-out/results.txt.
 # It reports; it never fails on a missed target (exit 0 unless the build itself fails).
 #
 # Knobs (environment): BENCH_PACKETS BENCH_FLOWS BENCH_CONCURRENT_PACKETS
-# BENCH_CONCURRENT_FLOWS BENCH_RUNS BENCH_OUT.
+# BENCH_CONCURRENT_FLOWS BENCH_RUNS BENCH_OUT BENCH_ET_OPEN (folder of emerging-*.rules).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +25,9 @@ CFLOWS=${BENCH_CONCURRENT_FLOWS:-1000000}
 RUNS=${BENCH_RUNS:-3}
 TARGET_RATIO=25   # replay >= 25% of the bare loop
 TARGET_RSS_MIB=64 # peak RSS <= 64 MiB
+ET_OPEN=${BENCH_ET_OPEN:-../shared/corpus/suricata/et-open}
+TARGET_DETECT_RATIO=10   # with ET Open: >= 10% of the bare loop
+TARGET_DETECT_RSS_MIB=256
 
 SENSOR=./target/release/osect-sensor
 GEN=./target/release/osect-pcapgen
@@ -110,7 +116,7 @@ replay_bench() { # pcap packets runs -> BEST_PPS BEST_WALL MAX_RSS_KB STATUS
   for i in $(seq "$runs"); do
     dir=$OUT/replay-out
     rm -rf "$dir"
-    run_measured "$OUT/replay-$(basename "$pcap" .pcap)-$i.log" "$SENSOR" replay "$pcap" --out "$dir"
+    run_measured "$OUT/replay-$(basename "$pcap" .pcap)-$i.log" "$SENSOR" replay "$pcap" --out "$dir" "${REPLAY_ARGS[@]}"
     if [[ $RC != 0 ]]; then
       STATUS="FAILED (exit $RC, see $OUT/replay-$(basename "$pcap" .pcap)-$i.log)"
       echo "   run $i: $STATUS"
@@ -132,6 +138,7 @@ replay_bench() { # pcap packets runs -> BEST_PPS BEST_WALL MAX_RSS_KB STATUS
   fi
 }
 
+REPLAY_ARGS=()
 echo "== replay x$RUNS on $MAIN_PCAP"
 replay_bench "$MAIN_PCAP" "$PACKETS" "$RUNS"
 R_PPS=$BEST_PPS R_WALL=${BEST_WALL:--} R_RSS=$MAX_RSS_KB R_STATUS=$STATUS R_SUMMARY=$SUMMARY
@@ -139,6 +146,31 @@ R_PPS=$BEST_PPS R_WALL=${BEST_WALL:--} R_RSS=$MAX_RSS_KB R_STATUS=$STATUS R_SUMM
 echo "== replay x1 on $CONC_PCAP (memory with $CFLOWS flows open)"
 replay_bench "$CONC_PCAP" "$CPACKETS" 1
 C_PPS=$BEST_PPS C_WALL=${BEST_WALL:--} C_RSS=$MAX_RSS_KB C_STATUS=$STATUS C_SUMMARY=$SUMMARY
+
+# Detection: the same capture against ET Open. Load time comes from a 1-packet replay; the
+# packet-path rate is packets / (wall - load).
+D_PPS=0 D_RATIO=0.0 D_LOAD=- D_RSS=0 D_STATUS="skipped (no $ET_OPEN)" D_SUMMARY=-
+ET_RULES=()
+if [[ -d $ET_OPEN ]]; then
+  mapfile -t ET_RULES < <(ls "$ET_OPEN"/emerging-*.rules 2>/dev/null | grep -v emerging-deleted.rules)
+fi
+if ((${#ET_RULES[@]} > 0)); then
+  REPLAY_ARGS=()
+  for r in "${ET_RULES[@]}"; do REPLAY_ARGS+=(--rules "$r"); done
+  ONE_PCAP=$OUT/one-packet.pcap
+  gen "$ONE_PCAP" 1 1
+  echo "== rule load (1-packet replay with ET Open, ${#ET_RULES[@]} files) x$RUNS"
+  replay_bench "$ONE_PCAP" 1 "$RUNS"
+  D_LOAD=${BEST_WALL:--}
+  echo "== replay with ET Open x$RUNS on $MAIN_PCAP"
+  replay_bench "$MAIN_PCAP" "$PACKETS" "$RUNS"
+  D_STATUS=$STATUS D_RSS=$MAX_RSS_KB D_SUMMARY=$SUMMARY
+  if [[ -n $BEST_WALL && $D_LOAD != - ]]; then
+    D_PPS=$(awk -v p="$PACKETS" -v w="$BEST_WALL" -v l="$D_LOAD" 'BEGIN { d = w - l; printf "%.0f", (d > 0 ? p / d : 0) }')
+  fi
+  D_RATIO=$(awk -v r="$D_PPS" -v b="$BARE_PPS" 'BEGIN { printf "%.1f", (b > 0 ? 100 * r / b : 0) }')
+  REPLAY_ARGS=()
+fi
 
 RATIO=$(awk -v r="$R_PPS" -v b="$BARE_PPS" 'BEGIN { printf "%.1f", (b > 0 ? 100 * r / b : 0) }')
 verdict() { # value op target
@@ -159,9 +191,14 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
   printf '%-44s %12s MiB  %-12s %s\n' "peak RSS replay, ${FLOWS} flows" "$(mib "$R_RSS")" "<= ${TARGET_RSS_MIB} MiB" "$(verdict "$(mib "$R_RSS")" "<=" "$TARGET_RSS_MIB")"
   printf '%-44s %12s MiB  %-12s %s\n' "peak RSS replay, ${CFLOWS} concurrent flows" "$(mib "$C_RSS")" "<= ${TARGET_RSS_MIB} MiB" "$(verdict "$(mib "$C_RSS")" "<=" "$TARGET_RSS_MIB")"
   printf '%-44s %16s  %-12s %s\n' "replay concurrent capture, packets/s (1 run)" "$C_PPS" "-" "$C_STATUS"
+  printf '%-44s %16s  %-12s %s\n' "ET Open: rule load s (1-packet replay)" "$D_LOAD" "<= 30 s" "-"
+  printf '%-44s %16s  %-12s %s\n' "ET Open: replay packets/s (wall - load)" "$D_PPS" "-" "$D_STATUS"
+  printf '%-44s %15s%%  %-12s %s\n' "ET Open: replay / bare loop" "$D_RATIO" ">= ${TARGET_DETECT_RATIO}%" "$(verdict "$D_RATIO" ">=" "$TARGET_DETECT_RATIO")"
+  printf '%-44s %12s MiB  %-12s %s\n' "ET Open: peak RSS, ${FLOWS} flows" "$(mib "$D_RSS")" "<= ${TARGET_DETECT_RSS_MIB} MiB" "$(verdict "$(mib "$D_RSS")" "<=" "$TARGET_DETECT_RSS_MIB")"
   echo
   echo "sensor said (main):       $R_SUMMARY"
   echo "sensor said (concurrent): $C_SUMMARY"
+  echo "sensor said (ET Open):    $D_SUMMARY"
 } | tee "$OUT/results.txt"
 echo
 echo "results written to $OUT/results.txt"

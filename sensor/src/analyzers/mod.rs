@@ -346,13 +346,18 @@ impl FlowSink for Analyzers {
                 self.ftp.scan(v);
             }
         }
+        // The detector sees the transactions these analyzers complete.
         if let Some(d) = st.dns.as_mut() {
-            if self.dns.packet(d, v, out) {
+            if crate::detect::feed::dns_packet(&mut self.dns, d, v, out, self.detect.as_mut()) {
                 st.confirm("dns");
             }
         }
+        if let Some(det) = self.detect.as_ref() {
+            crate::detect::feed::attach_http(&mut st.http, v, det);
+        }
         if let Some(h) = st.http.as_mut() {
-            match self.http.packet(h, v, out) {
+            match crate::detect::feed::http_packet(&mut self.http, h, v, out, self.detect.as_mut())
+            {
                 http::Verdict::Confirmed => st.confirm("http"),
                 http::Verdict::Violated => st.withdraw("http"),
                 http::Verdict::None => {}

@@ -48,7 +48,11 @@ pub struct DnsMessage<'a> {
     pub queries: &'a [(&'a [u8], u16)],
 }
 
+/// EtherNet/IP's encapsulation header.
+pub const ENIP_HEADER: usize = 24;
+
 /// A packet's own buffers.
+#[derive(Default)]
 pub struct PacketSource<'a> {
     pub payload: &'a [u8],
     /// In-order stream window and how much of it was inspected before (TCP only, when
@@ -69,6 +73,15 @@ impl Source for PacketSource<'_> {
     ) -> bool {
         match buf {
             Buf::Payload => {
+                if sel == PayloadSel::Prefilter {
+                    // The stream window ends with this packet's payload: one scan finds the
+                    // patterns of both.
+                    if let Some((s, seen)) = self.stream {
+                        if self.payload_new && s.len() - seen == self.payload.len() {
+                            return f(s, Some(seen));
+                        }
+                    }
+                }
                 if sel != PayloadSel::Stream && self.payload_new && f(self.payload, None) {
                     return true;
                 }
@@ -84,6 +97,10 @@ impl Source for PacketSource<'_> {
                 false
             }
             Buf::IpHdr => f(self.ip_header, None),
+            // The encapsulation header: command (little-endian) first, 24 bytes in all.
+            Buf::EnipCommand if self.payload.len() >= ENIP_HEADER => {
+                f(&[self.payload[1], self.payload[0]], None)
+            }
             Buf::IcmpHdr => !self.icmp_header.is_empty() && f(self.icmp_header, None),
             _ => false,
         }
@@ -369,6 +386,7 @@ impl Source for DnsSource<'_> {
     ) -> bool {
         match buf {
             Buf::DnsQuery => self.msg.queries.iter().any(|(q, _)| f(q, None)),
+            Buf::DnsOpcode => f(&[self.msg.opcode], None),
             _ => self.packet.any(buf, sel, f),
         }
     }
@@ -408,49 +426,6 @@ impl Source for TlsSource<'_> {
     }
 }
 
-/// A DNS message's header fields and questions (name, type).
-pub type Questions = (u16, u8, bool, Vec<Question>);
-pub type Question = (Vec<u8>, u16);
-
-/// Question names of a DNS message over UDP (the detector's own minimal reading, used
-/// until a DNS analyzer hands messages over).
-pub fn dns_questions(p: &[u8]) -> Option<Questions> {
-    if p.len() < 12 {
-        return None;
-    }
-    let id = u16::from_be_bytes([p[0], p[1]]);
-    let response = p[2] & 0x80 != 0;
-    let opcode = (p[2] >> 3) & 0x0f;
-    let qd = u16::from_be_bytes([p[4], p[5]]) as usize;
-    if qd == 0 || qd > 16 {
-        return None;
-    }
-    let mut at = 12;
-    let mut out = Vec::new();
-    for _ in 0..qd {
-        let mut name = Vec::new();
-        loop {
-            let len = *p.get(at)? as usize;
-            at += 1;
-            if len == 0 {
-                break;
-            }
-            if len & 0xc0 != 0 || name.len() + len > 255 {
-                return None;
-            }
-            if !name.is_empty() {
-                name.push(b'.');
-            }
-            name.extend_from_slice(p.get(at..at + len)?);
-            at += len;
-        }
-        let t = u16::from_be_bytes([*p.get(at)?, *p.get(at + 1)?]);
-        at += 4;
-        out.push((name, t));
-    }
-    Some((id, opcode, response, out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,13 +459,7 @@ mod tests {
             req: Some(&req),
             resp: None,
             to_server: true,
-            packet: PacketSource {
-                payload: b"",
-                stream: None,
-                payload_new: true,
-                ip_header: b"",
-                icmp_header: b"",
-            },
+            packet: PacketSource::default(),
         };
         let get = |b: Buf| src.get(b).map(|c| c.into_owned());
         assert_eq!(get(Buf::HttpHost).unwrap(), b"example.com");
@@ -502,15 +471,5 @@ mod tests {
         assert_eq!(get(Buf::HttpRequestLine).unwrap(), b"GET /x HTTP/1.1");
         assert!(get(Buf::HttpRequestBody).is_none());
         assert!(get(Buf::HttpStatCode).is_none());
-    }
-
-    #[test]
-    fn dns_question_reading() {
-        let mut p = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
-        p.extend_from_slice(b"\x03www\x07example\x03com\x00\x00\x01\x00\x01");
-        let (id, op, resp, qs) = dns_questions(&p).unwrap();
-        assert_eq!((id, op, resp), (0x1234, 0, false));
-        assert_eq!(qs, vec![(b"www.example.com".to_vec(), 1)]);
-        assert!(dns_questions(&p[..20]).is_none());
     }
 }

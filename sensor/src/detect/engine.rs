@@ -8,9 +8,10 @@
 //! order. Rule order puts flowbit writers before readers and unsets last, so that rules
 //! reading a bit set by another rule on the same packet see it, as Suricata's ordering does.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 use super::inspect::{self, VarSlots};
 use super::rule::*;
@@ -38,6 +39,8 @@ pub enum PayloadSel {
     Packet,
     Stream,
     Both,
+    /// What the prefilter scans: every instance's patterns, each byte once if possible.
+    Prefilter,
 }
 
 /// The buffers of one inspection (a packet, a transaction).
@@ -71,32 +74,43 @@ pub struct Facts<'a> {
     pub stream_bytes: [u64; 2],
 }
 
-struct PfSet {
+pub struct PfSet {
     buf: Buf,
     transforms: Vec<Transform>,
-    ac: AhoCorasick,
+    ac: Option<AhoCorasick>,
     /// Rules per pattern id.
     rules: Vec<Vec<u32>>,
+    /// Fast patterns that must end the buffer (`endswith`: the IOC-style `dns.query` and
+    /// `tls.sni` rules), lower-cased, with their rules: one hash lookup per length instead
+    /// of the automaton.
+    ends: HashMap<Vec<u8>, Vec<u32>>,
+    end_lens: Vec<usize>,
 }
 
 #[derive(Default)]
-struct PointIndex {
-    sets: Vec<PfSet>,
+pub struct PointIndex {
+    pub sets: Vec<PfSet>,
     /// Rules with no pattern for the prefilter: always verified.
-    always: Vec<u32>,
+    pub always: Vec<u32>,
     /// How many rules can fire here.
-    count: usize,
+    pub count: usize,
 }
 
 pub struct Compiled {
     pub rules: Vec<Rule>,
-    points: Vec<PointIndex>,
+    /// Rules per point, in evaluation order.
+    members: Vec<Vec<u32>>,
+    pub groups: super::groups::Groups,
 }
 
-/// A rule's fast pattern at an inspection point: buffer, transforms, bytes, rule index.
-type PatEntry = (Buf, Vec<Transform>, Vec<u8>, u32);
 /// Patterns of one (buffer, transforms) pair and the rules of each.
-type PatGroup = (Buf, Vec<Transform>, Vec<Vec<u8>>, Vec<Vec<u32>>);
+type PatGroup = (
+    Buf,
+    Vec<Transform>,
+    Vec<Vec<u8>>,
+    Vec<Vec<u32>>,
+    HashMap<Vec<u8>, Vec<u32>>,
+);
 type PatKey = (Buf, Vec<Transform>, Vec<u8>);
 
 /// Reusable per-inspection scratch space.
@@ -151,7 +165,7 @@ pub fn points_of(r: &Rule) -> Vec<Point> {
             }
         };
     }
-    if r.uses_buf(|b| b == Buf::DnsQuery) {
+    if r.uses_buf(Buf::is_dns) {
         return vec![Point::Dns];
     }
     if r.uses_buf(Buf::is_tls) {
@@ -169,7 +183,9 @@ pub fn points_of(r: &Rule) -> Vec<Point> {
         Proto::Tcp | Proto::TcpPkt | Proto::TcpStream => vec![Point::PktTcp],
         Proto::Udp => vec![Point::PktUdp],
         Proto::Icmp | Proto::Icmpv4 | Proto::Icmpv6 => vec![Point::PktIcmp],
-        Proto::Ip if r.header.app == Some(AppProto::Dns) => vec![Point::PktTcp, Point::PktUdp],
+        Proto::Ip if matches!(r.header.app, Some(AppProto::Dns | AppProto::Enip)) => {
+            vec![Point::PktTcp, Point::PktUdp]
+        }
         Proto::Ip if app_tcp => vec![Point::PktTcp],
         Proto::Ip => vec![
             Point::PktTcp,
@@ -185,8 +201,8 @@ fn has_app_bufs(r: &Rule) -> bool {
 }
 
 /// The content that goes into the prefilter: the one marked `fast_pattern`, else the
-/// longest positive content. Returns (list index, bytes).
-fn fast_pattern(r: &Rule) -> Option<(usize, Vec<u8>)> {
+/// longest positive content. Returns (list index, bytes, whether they end the buffer).
+fn fast_pattern(r: &Rule) -> Option<(usize, Vec<u8>, bool)> {
     let mut best: Option<(usize, &Content)> = None;
     for (li, l) in r.lists.iter().enumerate() {
         for m in &l.matches {
@@ -196,7 +212,7 @@ fn fast_pattern(r: &Rule) -> Option<(usize, Vec<u8>)> {
                 }
                 if c.fast_pattern {
                     best = Some((li, c));
-                    return best.map(|(li, c)| (li, fp_bytes(c)));
+                    return best.map(|(li, c)| (li, fp_bytes(c), ends_buffer(c)));
                 }
                 if best.is_none_or(|(_, b)| c.pattern.len() > b.pattern.len()) {
                     best = Some((li, c));
@@ -204,7 +220,11 @@ fn fast_pattern(r: &Rule) -> Option<(usize, Vec<u8>)> {
             }
         }
     }
-    best.map(|(li, c)| (li, fp_bytes(c)))
+    best.map(|(li, c)| (li, fp_bytes(c), ends_buffer(c)))
+}
+
+fn ends_buffer(c: &Content) -> bool {
+    c.endswith && c.fp_chop.is_none()
 }
 
 fn fp_bytes(c: &Content) -> Vec<u8> {
@@ -219,78 +239,57 @@ impl Compiled {
     /// Sorts the rules into evaluation order and builds the prefilters.
     pub fn build(mut rules: Vec<Rule>) -> Compiled {
         rules.sort_by_key(rank);
-        let mut pats: Vec<Vec<PatEntry>> = vec![Vec::new(); POINTS];
-        let mut points: Vec<PointIndex> = (0..POINTS).map(|_| PointIndex::default()).collect();
+        let mut members: Vec<Vec<u32>> = vec![Vec::new(); POINTS];
         for (ri, r) in rules.iter().enumerate() {
-            let fp = fast_pattern(r);
             for p in points_of(r) {
-                let pi = &mut points[p as usize];
-                pi.count += 1;
-                match &fp {
-                    Some((li, bytes)) => {
-                        let l = &r.lists[*li];
-                        pats[p as usize].push((
-                            l.buf,
-                            l.transforms.clone(),
-                            bytes.clone(),
-                            ri as u32,
-                        ))
-                    }
-                    None => pi.always.push(ri as u32),
-                }
+                members[p as usize].push(ri as u32);
             }
         }
-        for (p, list) in pats.into_iter().enumerate() {
-            // Group by (buffer, transforms), deduplicating patterns.
-            let mut groups: Vec<PatGroup> = Vec::new();
-            let mut index: std::collections::HashMap<PatKey, (usize, usize)> =
-                std::collections::HashMap::new();
-            for (buf, tr, bytes, ri) in list {
-                let key = (buf, tr.clone(), bytes.clone());
-                if let Some(&(g, pid)) = index.get(&key) {
-                    groups[g].3[pid].push(ri);
-                    continue;
-                }
-                let g = match groups.iter().position(|g| g.0 == buf && g.1 == tr) {
-                    Some(g) => g,
-                    None => {
-                        groups.push((buf, tr, Vec::new(), Vec::new()));
-                        groups.len() - 1
-                    }
-                };
-                groups[g].2.push(bytes);
-                groups[g].3.push(vec![ri]);
-                index.insert(key, (g, groups[g].2.len() - 1));
-            }
-            for (buf, transforms, patterns, rules_of) in groups {
-                let ac = AhoCorasickBuilder::new()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    .build(&patterns)
-                    .expect("literal patterns always build");
-                points[p].sets.push(PfSet {
-                    buf,
-                    transforms,
-                    ac,
-                    rules: rules_of,
-                });
-            }
+        let groups = super::groups::Groups::build(&rules, &members);
+        Compiled {
+            rules,
+            members,
+            groups,
         }
-        Compiled { rules, points }
+    }
+
+    /// The prefilter over the rules at `p` that `keep` admits (a header group's rules).
+    pub fn index_of(&self, p: Point, keep: impl Fn(u32) -> bool) -> PointIndex {
+        // Packets are the hot path, and a group subset is small enough for a DFA (the
+        // fastest scan) to cost little memory.
+        let kind = ((p as usize) <= Point::PktOther as usize).then_some(AhoCorasickKind::DFA);
+        build_index(
+            &self.rules,
+            self.members[p as usize]
+                .iter()
+                .copied()
+                .filter(|&ri| keep(ri)),
+            kind,
+        )
+    }
+
+    /// The prefilter over every rule at `p` (compact: built only when the group subsets'
+    /// cache is full).
+    pub fn full_index(&self, p: Point) -> PointIndex {
+        build_index(&self.rules, self.members[p as usize].iter().copied(), None)
     }
 
     pub fn rules_at(&self, p: Point) -> usize {
-        self.points[p as usize].count
+        self.members[p as usize].len()
     }
 
-    /// The rules worth verifying at `p` for these buffers, in evaluation order.
-    pub fn candidates<'s>(&self, p: Point, src: &dyn Source, sc: &'s mut Scratch) -> &'s [u32] {
+    /// The rules of `pi` worth verifying for these buffers, in evaluation order.
+    pub fn candidates<'s>(
+        &self,
+        pi: &PointIndex,
+        src: &dyn Source,
+        sc: &'s mut Scratch,
+    ) -> &'s [u32] {
         let words = self.rules.len().div_ceil(64);
         if sc.seen.len() != words {
             sc.seen = vec![0; words];
         }
         sc.cands.clear();
-        let pi = &self.points[p as usize];
         if pi.count == 0 {
             return &sc.cands;
         }
@@ -305,11 +304,21 @@ impl Compiled {
         for &ri in &pi.always {
             add(ri);
         }
+        let mut tail = Vec::new();
         for set in &pi.sets {
-            src.any(set.buf, PayloadSel::Both, &mut |data, _| {
+            src.any(set.buf, PayloadSel::Prefilter, &mut |data, _| {
                 let data = inspect::transform(data, &set.transforms);
-                for m in set.ac.find_overlapping_iter(&*data) {
-                    for &ri in &set.rules[m.pattern().as_usize()] {
+                if let Some(ac) = &set.ac {
+                    for m in ac.find_overlapping_iter(&*data) {
+                        for &ri in &set.rules[m.pattern().as_usize()] {
+                            add(ri);
+                        }
+                    }
+                }
+                for &n in set.end_lens.iter().take_while(|&&n| n <= data.len()) {
+                    tail.clear();
+                    tail.extend(data[data.len() - n..].iter().map(u8::to_ascii_lowercase));
+                    for &ri in set.ends.get(&tail).map_or(&[][..], Vec::as_slice) {
                         add(ri);
                     }
                 }
@@ -322,6 +331,73 @@ impl Compiled {
         cands.sort_unstable();
         cands
     }
+}
+
+/// The prefilter over `members` (rule indices at one point, in evaluation order): one
+/// automaton per (buffer, transforms) pair over the rules' fast patterns, and the rules
+/// without a usable pattern.
+fn build_index(
+    rules: &[Rule],
+    members: impl Iterator<Item = u32>,
+    kind: Option<AhoCorasickKind>,
+) -> PointIndex {
+    let mut pi = PointIndex::default();
+    // Group by (buffer, transforms), deduplicating patterns.
+    let mut groups: Vec<PatGroup> = Vec::new();
+    let mut index: std::collections::HashMap<PatKey, (usize, usize)> =
+        std::collections::HashMap::new();
+    for ri in members {
+        pi.count += 1;
+        let r = &rules[ri as usize];
+        let Some((li, bytes, at_end)) = fast_pattern(r) else {
+            pi.always.push(ri);
+            continue;
+        };
+        let l = &r.lists[li];
+        let (buf, tr) = (l.buf, &l.transforms);
+        let g = match groups.iter().position(|g| g.0 == buf && &g.1 == tr) {
+            Some(g) => g,
+            None => {
+                groups.push((buf, tr.clone(), Vec::new(), Vec::new(), HashMap::new()));
+                groups.len() - 1
+            }
+        };
+        // The payload's instances (packet, stream window) end in different places.
+        if at_end && buf != Buf::Payload {
+            groups[g].4.entry(bytes).or_default().push(ri);
+            continue;
+        }
+        let key = (buf, tr.clone(), bytes);
+        if let Some(&(g, pid)) = index.get(&key) {
+            groups[g].3[pid].push(ri);
+            continue;
+        }
+        groups[g].2.push(key.2.clone());
+        groups[g].3.push(vec![ri]);
+        index.insert(key, (g, groups[g].2.len() - 1));
+    }
+    for (buf, transforms, patterns, rules_of, ends) in groups {
+        let ac = (!patterns.is_empty()).then(|| {
+            AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .kind(kind)
+                .build(&patterns)
+                .expect("literal patterns always build")
+        });
+        let mut end_lens: Vec<usize> = ends.keys().map(Vec::len).collect();
+        end_lens.sort_unstable();
+        end_lens.dedup();
+        pi.sets.push(PfSet {
+            buf,
+            transforms,
+            ac,
+            rules: rules_of,
+            ends,
+            end_lens,
+        });
+    }
+    pi
 }
 
 /// Header: protocol, addresses and ports (either orientation for `<>`).
@@ -567,4 +643,53 @@ pub fn verify(r: &Rule, f: &Facts<'_>, src: &dyn Source, bits: &[u32]) -> bool {
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::buffers::{DnsMessage, DnsSource, PacketSource};
+    use crate::detect::parse::{parse_rule, Names};
+    use crate::detect::vars::Vars;
+
+    fn compiled(rules: &[&str]) -> Compiled {
+        let mut names = Names::default();
+        let rules = rules
+            .iter()
+            .map(|r| parse_rule(r, &Vars::default(), &mut names).unwrap())
+            .collect();
+        Compiled::build(rules)
+    }
+
+    fn dns_candidates(c: &Compiled, name: &[u8]) -> Vec<u32> {
+        let queries = [(name, 1u16)];
+        let msg = DnsMessage {
+            queries: &queries,
+            ..DnsMessage::default()
+        };
+        let src = DnsSource {
+            msg: &msg,
+            packet: PacketSource::default(),
+        };
+        let mut sc = Scratch::default();
+        c.candidates(&c.full_index(Point::Dns), &src, &mut sc)
+            .to_vec()
+    }
+
+    #[test]
+    fn buffer_ends_are_looked_up_not_scanned() {
+        let c = compiled(&[
+            r#"alert dns any any -> any any (dns.query; dotprefix; content:".evil.example"; endswith; nocase; sid:1;)"#,
+            r#"alert dns any any -> any any (dns.query; content:"bad.test"; bsize:8; sid:2;)"#,
+            r#"alert dns any any -> any any (dns.query; content:"mid"; sid:3;)"#,
+        ]);
+        let sid =
+            |v: Vec<u32>| -> Vec<u32> { v.iter().map(|&i| c.rules[i as usize].sid).collect() };
+        let idx = c.full_index(Point::Dns);
+        assert_eq!(idx.sets.iter().map(|s| s.ends.len()).sum::<usize>(), 1);
+        assert_eq!(sid(dns_candidates(&c, b"a.EVIL.example")), [1]);
+        assert!(sid(dns_candidates(&c, b"evil.example.org")).is_empty());
+        assert_eq!(sid(dns_candidates(&c, b"bad.test")), [2]);
+        assert_eq!(sid(dns_candidates(&c, b"x.mid.y")), [3]);
+    }
 }

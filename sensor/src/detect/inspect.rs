@@ -134,6 +134,14 @@ impl Ctx<'_, '_> {
                 has != *negated && self.step(i + 1, prev_end, max_end)
             }
             Match::Bsize(cmp) => cmp.test(len as u64) && self.step(i + 1, prev_end, max_end),
+            Match::Value(cmp) => {
+                let n = self
+                    .buf
+                    .iter()
+                    .take(8)
+                    .fold(0u64, |n, &b| n << 8 | u64::from(b));
+                !self.buf.is_empty() && cmp.test(n) && self.step(i + 1, prev_end, max_end)
+            }
             Match::ByteTest(b) => {
                 let base = if b.relative { prev_end as i64 } else { 0 };
                 let at = base + resolve(b.offset, self.vars);

@@ -10,13 +10,15 @@
 //!   window, flowbits, app protocol, TLS handshake) and is called by the analyzer stage:
 //!   [`Detector::on_packet`] for every packet of a connection, and the application-layer hooks
 //!   [`Detector::on_http_request`], [`Detector::on_http_response`], [`Detector::on_dns`] by
-//!   the HTTP and DNS analyzers. TLS is parsed here ([`tls`]).
+//!   the HTTP and DNS analyzers ([`feed`] adapts their transactions). TLS is parsed here
+//!   ([`tls`]).
 //! - [`eve`] renders alert lines.
 
 pub mod buffers;
 pub mod engine;
 pub mod eve;
-mod httplite;
+pub mod feed;
+pub mod groups;
 pub mod inspect;
 pub mod parse;
 pub mod pcre;
@@ -30,6 +32,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::analyzers::dns::DnsAnalyzer;
 use crate::analyzers::{Record, RecordSink};
 use crate::config::DetectSection;
 use crate::decode::{tcp_flags, Transport};
@@ -47,6 +50,8 @@ use vars::{Classtype, Vars};
 /// Bytes of earlier in-order data kept per direction, so that content split across segments
 /// still matches (the stream window).
 const STREAM_TAIL: usize = 256;
+/// Rules remembered per HTTP message side as matched on its headers.
+const MAX_TX_MATCHES: usize = 256;
 /// Payload packets per direction inspected for the application protocol before giving up.
 const APP_PROBES: u8 = 4;
 
@@ -65,6 +70,8 @@ pub struct LoadReport {
     pub load_millis: u128,
     /// Rules per inspection point.
     pub per_point: Vec<(&'static str, usize)>,
+    /// Distinct address and port expressions and rule headers.
+    pub groups: (usize, usize, usize),
 }
 
 impl fmt::Display for LoadReport {
@@ -87,6 +94,11 @@ impl fmt::Display for LoadReport {
         for (p, n) in &self.per_point {
             writeln!(f, "rules at {p}: {n}")?;
         }
+        let (a, pt, g) = self.groups;
+        writeln!(
+            f,
+            "header groups: {g} ({a} address and {pt} port expressions)"
+        )?;
         writeln!(f, "load time: {} ms", self.load_millis)?;
         let pct = if self.enabled == 0 {
             0.0
@@ -246,6 +258,8 @@ impl RuleSet {
         .iter()
         .map(|(n, p)| (*n, compiled.rules_at(*p)))
         .collect();
+        let (a, pt, _) = compiled.groups.sizes(Point::PktTcp);
+        report.groups = (a, pt, compiled.groups.len());
         RuleSet {
             compiled,
             rule_json,
@@ -321,8 +335,15 @@ struct FlowState {
     probes: [u8; 2],
     bits: Vec<u32>,
     tls: Option<Box<TlsConn>>,
-    http: Option<Box<httplite::HttpLite>>,
+    /// Transactions started (requests, DNS queries) and HTTP responses seen.
     tx: u64,
+    resp_tx: u64,
+    /// Per HTTP side (0 = request): the transaction whose headers were inspected and the
+    /// rules that matched then (not matched again when the message completes).
+    http_open: [Option<u64>; 2],
+    http_fired: [Vec<u32>; 2],
+    /// The packet prefilter of each direction (see [`groups`]).
+    pkt_subset: [Option<groups::Subset>; 2],
 }
 
 impl FlowState {
@@ -342,27 +363,46 @@ impl FlowState {
             probes: [0; 2],
             bits: Vec::new(),
             tls: None,
-            http: None,
             tx: 0,
+            resp_tx: 0,
+            http_open: [None; 2],
+            http_fired: [Vec::new(), Vec::new()],
+            pkt_subset: [None; 2],
         }
+    }
+}
+
+impl FlowState {
+    /// `client` is the client after all: every per-direction record changes sides.
+    fn reverse(&mut self, client: (IpAddr, u16)) {
+        self.client = client;
+        self.pkts.swap(0, 1);
+        self.bytes.swap(0, 1);
+        self.payload_bytes.swap(0, 1);
+        self.seen.swap(0, 1);
+        self.probes.swap(0, 1);
+        self.tcp.next.swap(0, 1);
+        self.tcp.tail.swap(0, 1);
+        self.pkt_subset.swap(0, 1);
     }
 }
 
 /// The detector: a loaded rule set plus bounded per-connection and threshold state.
 pub struct Detector {
     rules: RuleSet,
-    flows: hashbrown::HashMap<u32, FlowState>,
+    /// Boxed: the table is sized for `max_flows` at start, the states only as they come.
+    flows: hashbrown::HashMap<u32, Box<FlowState>>,
     max_flows: usize,
     thresholds: HashMap<(u32, TrackKey), ThState>,
     max_thresholds: usize,
     scratch: Scratch,
+    groups: groups::GroupCache,
     midstream: bool,
     in_iface: Option<String>,
     /// Put `pcap_cnt` (the packet counter) into alerts: replays.
     pcap_cnt: bool,
-    /// The detector reads HTTP/DNS itself until an analyzer hands transactions over.
-    builtin_http: bool,
-    builtin_dns: bool,
+    /// Reused for the stream window of each packet.
+    window: Vec<u8>,
     stats: Arc<Stats>,
 }
 
@@ -419,11 +459,11 @@ impl Detector {
             thresholds: HashMap::new(),
             max_thresholds: cfg.max_threshold_entries,
             scratch: Scratch::default(),
+            groups: groups::GroupCache::default(),
             midstream: cfg.midstream,
             in_iface: None,
             pcap_cnt: false,
-            builtin_http: true,
-            builtin_dns: true,
+            window: Vec::with_capacity(STREAM_TAIL + 2048),
             stats,
         }
     }
@@ -451,11 +491,19 @@ impl Detector {
         self.pcap_cnt = on;
     }
 
-    /// Once the HTTP / DNS analyzers call [`Detector::on_http_request`] and friends, the
-    /// detector's own minimal readers must be switched off (or transactions are seen twice).
-    pub fn set_external_app_layer(&mut self, http: bool, dns: bool) {
-        self.builtin_http = !http;
-        self.builtin_dns = !dns;
+    /// Suricata's `stream.midstream`: connections picked up without their handshake are
+    /// inspected (their application layer included).
+    pub fn midstream(&self) -> bool {
+        self.midstream
+    }
+
+    /// The client (Suricata's orientation: the first sender) and the application protocol
+    /// of the packet's connection, when the detector tracks it.
+    pub fn flow_of(&self, v: &PacketView<'_, '_>) -> Option<((IpAddr, u16), Option<AppProto>)> {
+        self.flows
+            .get(&v.slot)
+            .filter(|f| f.uid == v.uid)
+            .map(|f| (f.client, f.app))
     }
 
     /// The connection ended: its state is dropped.
@@ -468,22 +516,21 @@ impl Detector {
     fn flow_mut(&mut self, v: &PacketView<'_, '_>) -> Option<&mut FlowState> {
         let len = self.flows.len();
         let full = len >= self.max_flows;
-        let hash = flow_hash(v);
-        let client = client_of(v);
+        let fresh = || FlowState::new(v.uid, v.ts, flow_hash(v), client_of(v));
         match self.flows.entry(v.slot) {
             hashbrown::hash_map::Entry::Occupied(e) => {
                 let st = e.into_mut();
                 if st.uid != v.uid {
-                    *st = FlowState::new(v.uid, v.ts, hash, client);
+                    **st = fresh();
                 }
-                Some(st)
+                Some(&mut **st)
             }
             hashbrown::hash_map::Entry::Vacant(e) => {
                 if full {
                     Stats::inc(&self.stats.detect_flows_full);
                     return None;
                 }
-                Some(e.insert(FlowState::new(v.uid, v.ts, hash, client)))
+                Some(&mut **e.insert(Box::new(fresh())))
             }
         }
     }
@@ -492,13 +539,13 @@ impl Detector {
     /// state, protocol detection and the TLS handshake.
     pub fn on_packet(&mut self, v: &PacketView<'_, '_>, out: &mut dyn RecordSink) {
         let midstream = self.midstream;
-        let builtin_http = self.builtin_http;
-        let builtin_dns = self.builtin_dns;
         let payload = v.payload();
+        let mut window = std::mem::take(&mut self.window);
         let Some(fs) = self.flow_mut(v) else {
+            self.window = window;
             return;
         };
-        let d = if endpoints(v).0 == fs.client { 0 } else { 1 };
+        let mut d = if endpoints(v).0 == fs.client { 0 } else { 1 };
         fs.pkts[d] += 1;
         fs.bytes[d] += v.layer.ip_len as u64;
         fs.payload_bytes[d] += payload.len() as u64;
@@ -558,6 +605,17 @@ impl Detector {
         if !new_data.is_empty() && fs.app.is_none() && !fs.app_final {
             fs.app = detect_app(v, new_data, fs.client);
             fs.probes[d] = fs.probes[d].saturating_add(1);
+            if d == 0
+                && fs.app == Some(AppProto::Http)
+                && new_data.starts_with(b"HTTP/")
+                && v.transport == Transport4::Tcp
+                && !fs.tcp.syn
+            {
+                // Picked up mid-stream with the server's reply first: Suricata turns the
+                // flow around, so that the sender is the server.
+                fs.reverse(endpoints(v).1);
+                d = 1;
+            }
             if fs.app.is_none() && fs.probes[0] >= APP_PROBES && fs.probes[1] >= APP_PROBES {
                 fs.app_final = true;
             }
@@ -583,33 +641,16 @@ impl Detector {
         } else {
             Vec::new()
         };
-        let closing = matches!(&v.layer.transport, Transport::Tcp(t) if t.flags & (tcp_flags::FIN | tcp_flags::RST) != 0);
-        let http_events = if builtin_http
-            && fs.app == Some(AppProto::Http)
-            && v.transport == Transport4::Tcp
-            && (!new_data.is_empty() || closing)
-        {
-            let h = fs.http.get_or_insert_with(Default::default);
-            let mut ev = h.feed(d, new_data);
-            if closing {
-                ev.extend(h.close(d));
-            }
-            ev
-        } else {
-            Vec::new()
-        };
         // The stream window: earlier in-order bytes, then this segment's new ones.
-        let stream_buf: Option<Vec<u8>> = if v.transport == Transport4::Tcp
+        let has_stream = v.transport == Transport4::Tcp
             && stream_ok
             && !new_data.is_empty()
-            && !fs.tcp.tail[d].is_empty()
-        {
-            let mut s = fs.tcp.tail[d].clone();
-            s.extend_from_slice(new_data);
-            Some(s)
-        } else {
-            None
-        };
+            && !fs.tcp.tail[d].is_empty();
+        if has_stream {
+            window.clear();
+            window.extend_from_slice(&fs.tcp.tail[d]);
+            window.extend_from_slice(new_data);
+        }
         let tail_len = fs.tcp.tail[d].len();
         let facts_base = FlowFacts {
             to_server: d == 0,
@@ -620,7 +661,7 @@ impl Detector {
         };
         let psrc = PacketSource {
             payload,
-            stream: stream_buf.as_deref().map(|s| (s, tail_len)),
+            stream: has_stream.then_some((&window[..], tail_len)),
             payload_new,
             ip_header: v.layer.header,
             icmp_header: match &v.layer.transport {
@@ -634,16 +675,26 @@ impl Detector {
             Transport::Icmp(_) => Point::PktIcmp,
             Transport::Other { .. } => Point::PktOther,
         };
-        self.run(point, v, &facts_base, &psrc, None, out);
+        self.run(point, v, &facts_base, &psrc, None, Stage::Once, out);
+        self.window = window;
         // Keep the tail for the next segment.
         if let Some(fs) = self.flows.get_mut(&v.slot).filter(|f| f.uid == v.uid) {
             if v.transport == Transport4::Tcp && !new_data.is_empty() {
                 let t = &mut fs.tcp.tail[d];
                 if stream_ok || t.is_empty() {
-                    t.extend_from_slice(new_data);
-                    if t.len() > STREAM_TAIL {
-                        let cut = t.len() - STREAM_TAIL;
-                        t.drain(..cut);
+                    // The last STREAM_TAIL bytes, without ever holding more (per-flow memory).
+                    if new_data.len() >= STREAM_TAIL {
+                        t.clear();
+                        t.extend_from_slice(&new_data[new_data.len() - STREAM_TAIL..]);
+                    } else {
+                        let keep = STREAM_TAIL - new_data.len();
+                        if t.len() > keep {
+                            t.drain(..t.len() - keep);
+                        }
+                        if t.capacity() < STREAM_TAIL {
+                            t.reserve_exact(STREAM_TAIL - t.len());
+                        }
+                        t.extend_from_slice(new_data);
                     }
                 }
             }
@@ -670,120 +721,106 @@ impl Detector {
                 },
             };
             let obj = tls_obj(&info);
-            self.run(point, v, &facts_base, &src, Some((None, obj)), out);
-        }
-        for ev in http_events {
-            match ev {
-                httplite::Event::Request(r) => {
-                    let parts = r.parts();
-                    self.on_http_request(v, &parts.as_request(), out);
-                    if let Some(fs) = self.flows.get_mut(&v.slot) {
-                        if let Some(h) = fs.http.as_mut() {
-                            h.pending.push_back(r);
-                            if h.pending.len() > 8 {
-                                h.pending.pop_front();
-                            }
-                        }
-                    }
-                }
-                httplite::Event::Response(r) => {
-                    let req = self
-                        .flows
-                        .get_mut(&v.slot)
-                        .and_then(|f| f.http.as_mut())
-                        .and_then(|h| h.pending.pop_front());
-                    let rp = r.parts();
-                    let qp = req.as_ref().map(|q| q.parts());
-                    let qr = qp.as_ref().map(|q| q.as_request());
-                    self.on_http_response(v, qr.as_ref(), &rp.as_response(), out);
-                }
-            }
-        }
-        if builtin_dns
-            && v.transport == Transport4::Udp
-            && self
-                .flows
-                .get(&v.slot)
-                .is_some_and(|f| f.app == Some(AppProto::Dns))
-        {
-            if let Some((id, opcode, response, qs)) = buffers::dns_questions(payload) {
-                if !response {
-                    let q: Vec<(&[u8], u16)> = qs.iter().map(|(n, t)| (&n[..], *t)).collect();
-                    self.on_dns(
-                        v,
-                        &DnsMessage {
-                            id,
-                            opcode,
-                            response,
-                            queries: &q,
-                        },
-                        out,
-                    );
-                }
-            }
+            self.run(
+                point,
+                v,
+                &facts_base,
+                &src,
+                Some((None, obj)),
+                Stage::Once,
+                out,
+            );
         }
     }
 
-    /// An HTTP request has been parsed (headers complete; the body as far as it is known).
-    /// Call with the packet that completed it.
+    /// An HTTP request's headers are in (`complete` false) or the whole request, body
+    /// included as far as the analyzer keeps it. Call with the packet that completed them.
     pub fn on_http_request(
         &mut self,
         v: &PacketView<'_, '_>,
         req: &HttpRequest<'_>,
+        complete: bool,
         out: &mut dyn RecordSink,
     ) {
-        let Some(base) = self.app_event(v, AppProto::Http, true) else {
-            return;
-        };
-        let src = HttpSource {
-            req: Some(req),
-            resp: None,
-            to_server: true,
-            packet: packet_only(v),
-        };
-        let obj = http_obj(Some(req), None, v);
-        let tx = self.next_tx(v);
-        self.run(
-            Point::HttpRequest,
-            v,
-            &base,
-            &src,
-            Some((Some(tx), obj)),
-            out,
-        );
+        self.http_stage(v, Some(req), None, complete, out);
     }
 
-    /// An HTTP response has been parsed, with its request when known.
+    /// An HTTP response's headers are in, or the whole response; with its request when known.
     pub fn on_http_response(
         &mut self,
         v: &PacketView<'_, '_>,
         req: Option<&HttpRequest<'_>>,
         resp: &HttpResponse<'_>,
+        complete: bool,
         out: &mut dyn RecordSink,
     ) {
-        let Some(base) = self.app_event(v, AppProto::Http, false) else {
+        self.http_stage(v, req, Some(resp), complete, out);
+    }
+
+    /// Suricata inspects a transaction as it progresses: header rules once the headers are
+    /// in, body rules once the body is; a rule matches a transaction's side once.
+    fn http_stage(
+        &mut self,
+        v: &PacketView<'_, '_>,
+        req: Option<&HttpRequest<'_>>,
+        resp: Option<&HttpResponse<'_>>,
+        complete: bool,
+        out: &mut dyn RecordSink,
+    ) {
+        let side = usize::from(resp.is_some());
+        let Some(base) = self.app_event(v, AppProto::Http, side == 0) else {
             return;
+        };
+        let Some(fs) = self.flows.get_mut(&v.slot).filter(|f| f.uid == v.uid) else {
+            return;
+        };
+        let body_empty = match resp {
+            Some(r) => r.body.is_empty(),
+            None => req.is_none_or(|r| r.body.is_empty()),
+        };
+        let new_tx = |fs: &mut FlowState| {
+            let n = if side == 0 {
+                &mut fs.tx
+            } else {
+                &mut fs.resp_tx
+            };
+            *n += 1;
+            *n - 1
+        };
+        let (tx, stage) = if complete {
+            match fs.http_open[side].take() {
+                // Nothing new since the headers.
+                Some(_) if body_empty => {
+                    fs.http_fired[side].clear();
+                    return;
+                }
+                Some(tx) => (tx, Stage::Done(side)),
+                None => (new_tx(fs), Stage::Done(side)),
+            }
+        } else {
+            fs.http_fired[side].clear();
+            let tx = new_tx(fs);
+            fs.http_open[side] = Some(tx);
+            (tx, Stage::Headers(side))
         };
         let src = HttpSource {
             req,
-            resp: Some(resp),
-            to_server: false,
+            resp,
+            to_server: side == 0,
             packet: packet_only(v),
         };
-        let obj = http_obj(req, Some(resp), v);
-        let tx = self
-            .flows
-            .get(&v.slot)
-            .map(|f| f.tx.saturating_sub(1))
-            .unwrap_or(0);
-        self.run(
-            Point::HttpResponse,
-            v,
-            &base,
-            &src,
-            Some((Some(tx), obj)),
-            out,
-        );
+        let obj = http_obj(req, resp, v);
+        let point = if side == 0 {
+            Point::HttpRequest
+        } else {
+            Point::HttpResponse
+        };
+        self.run(point, v, &base, &src, Some((Some(tx), obj)), stage, out);
+        if complete {
+            if let Some(fs) = self.flows.get_mut(&v.slot).filter(|f| f.uid == v.uid) {
+                fs.http_fired[side].clear();
+            }
+        }
     }
 
     /// A DNS message has been parsed (queries are inspected; responses are ignored).
@@ -793,7 +830,9 @@ impl Detector {
         msg: &DnsMessage<'_>,
         out: &mut dyn RecordSink,
     ) {
-        if msg.response {
+        // Suricata reads DNS on its port only (other names services, mDNS, LLMNR and NetBIOS,
+        // are not its DNS).
+        if msg.response || (v.orig.1 != 53 && v.resp.1 != 53) {
             return;
         }
         let Some(base) = self.app_event(v, AppProto::Dns, true) else {
@@ -805,7 +844,15 @@ impl Detector {
         };
         let obj = dns_obj(msg);
         let tx = self.next_tx(v);
-        self.run(Point::Dns, v, &base, &src, Some((Some(tx), obj)), out);
+        self.run(
+            Point::Dns,
+            v,
+            &base,
+            &src,
+            Some((Some(tx), obj)),
+            Stage::Once,
+            out,
+        );
     }
 
     fn next_tx(&mut self, v: &PacketView<'_, '_>) -> u64 {
@@ -844,6 +891,7 @@ impl Detector {
     }
 
     /// Verifies the candidates at `point` and writes alerts.
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &mut self,
         point: Point,
@@ -851,6 +899,7 @@ impl Detector {
         ff: &FlowFacts,
         src: &dyn Source,
         app: Option<(Option<u64>, Option<String>)>,
+        stage: Stage,
         out: &mut dyn RecordSink,
     ) {
         let (src_ep, dst_ep) = endpoints(v);
@@ -868,8 +917,35 @@ impl Detector {
             app_final: ff.app_final,
             stream_bytes: ff.stream_bytes,
         };
+        let d = usize::from(!ff.to_server);
+        let packet_point = (point as usize) <= Point::PktOther as usize;
+        let cached = self
+            .flows
+            .get(&v.slot)
+            .filter(|f| f.uid == v.uid && packet_point)
+            .and_then(|f| f.pkt_subset[d]);
+        let subset = match cached {
+            Some(s) => s,
+            None => {
+                let e = groups::Endpoints {
+                    src: facts.src,
+                    dst: facts.dst,
+                    sport: facts.sport,
+                    dport: facts.dport,
+                    ip_proto: facts.ip_proto,
+                };
+                let s = self.groups.subset(&self.rules.compiled, point, &e);
+                if packet_point {
+                    if let Some(f) = self.flows.get_mut(&v.slot).filter(|f| f.uid == v.uid) {
+                        f.pkt_subset[d] = Some(s);
+                    }
+                }
+                s
+            }
+        };
         let mut scratch = std::mem::take(&mut self.scratch);
-        let cands = self.rules.compiled.candidates(point, src, &mut scratch);
+        let index = self.groups.index(point, subset);
+        let cands = self.rules.compiled.candidates(index, src, &mut scratch);
         if cands.is_empty() {
             self.scratch = scratch;
             return;
@@ -877,12 +953,25 @@ impl Detector {
         let mut empty_bits = Vec::new();
         for &ri in cands {
             let r = &self.rules.compiled.rules[ri as usize];
-            let bits = match self.flows.get(&v.slot).filter(|f| f.uid == v.uid) {
+            let flow = self.flows.get(&v.slot).filter(|f| f.uid == v.uid);
+            if let (Stage::Done(side), Some(f)) = (stage, flow) {
+                if f.http_fired[side].contains(&ri) {
+                    continue;
+                }
+            }
+            let bits = match flow {
                 Some(f) => &f.bits,
                 None => &empty_bits,
             };
             if !engine::verify(r, &facts, src, bits) {
                 continue;
+            }
+            if let Stage::Headers(side) = stage {
+                if let Some(f) = self.flows.get_mut(&v.slot).filter(|f| f.uid == v.uid) {
+                    if f.http_fired[side].len() < MAX_TX_MATCHES {
+                        f.http_fired[side].push(ri);
+                    }
+                }
             }
             Stats::inc(&self.stats.detect_matches);
             if !r.flowbits.is_empty() {
@@ -1020,6 +1109,17 @@ impl Detector {
     }
 }
 
+/// Where in a transaction's progress an inspection happens.
+#[derive(Clone, Copy, Debug)]
+enum Stage {
+    /// Packets, DNS and TLS messages: inspected once.
+    Once,
+    /// An HTTP side's headers (0 = request): matches are remembered...
+    Headers(usize),
+    /// ...and skipped when the message completes.
+    Done(usize),
+}
+
 /// Flow facts that do not depend on the packet.
 struct FlowFacts {
     to_server: bool,
@@ -1058,12 +1158,18 @@ fn detect_app(v: &PacketView<'_, '_>, p: &[u8], client: (IpAddr, u16)) -> Option
     let ports = [src.1, dst.1];
     match v.transport {
         Transport4::Udp => {
-            if ports.contains(&53) && buffers::dns_questions(p).is_some() {
+            if ports.contains(&53) && DnsAnalyzer::looks_like_dns(p, false) {
                 return Some(AppProto::Dns);
+            }
+            if ports.contains(&44818) && enip_encapsulation(p) {
+                return Some(AppProto::Enip);
             }
             None
         }
         Transport4::Tcp => {
+            if ports.contains(&44818) && enip_encapsulation(p) {
+                return Some(AppProto::Enip);
+            }
             if METHODS.iter().any(|m| p.starts_with(m)) || p.starts_with(b"HTTP/1.") {
                 return Some(AppProto::Http);
             }
@@ -1088,13 +1194,19 @@ fn detect_app(v: &PacketView<'_, '_>, p: &[u8], client: (IpAddr, u16)) -> Option
             if p.starts_with(b"USER ") && resp_port == 21 {
                 return Some(AppProto::Ftp);
             }
-            if resp_port == 53 && p.len() > 2 && buffers::dns_questions(&p[2..]).is_some() {
+            if resp_port == 53 && DnsAnalyzer::looks_like_dns(p, true) {
                 return Some(AppProto::Dns);
             }
             None
         }
         _ => None,
     }
+}
+
+/// An EtherNet/IP encapsulation header whose length field fits the payload.
+fn enip_encapsulation(p: &[u8]) -> bool {
+    p.len() >= buffers::ENIP_HEADER
+        && usize::from(u16::from_le_bytes([p[2], p[3]])) <= p.len() - buffers::ENIP_HEADER
 }
 
 fn http_obj(

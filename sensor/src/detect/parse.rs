@@ -84,7 +84,7 @@ fn parse_header(h: &str, vars: &Vars) -> PResult<(&'static str, Header)> {
         "icmpv4" => (Proto::Icmpv4, None),
         "icmpv6" => (Proto::Icmpv6, None),
         p => match AppProto::parse(p) {
-            Some(a @ AppProto::Dns) => (Proto::Ip, Some(a)),
+            Some(a @ (AppProto::Dns | AppProto::Enip)) => (Proto::Ip, Some(a)),
             Some(a) => (Proto::Tcp, Some(a)),
             None => return unsupported(format!("protocol {p}")),
         },
@@ -613,6 +613,19 @@ impl<'n> Builder<'n> {
                 let c = parse_cmp(v)?;
                 self.push_match(Match::Bsize(c));
             }
+            "enip_command" => {
+                let cmp = parse_cmp(v)?;
+                let li = self.list_for(Buf::EnipCommand, &[]);
+                self.rule.lists[li].matches.push(Match::Value(cmp));
+                if self.rule.header.app.is_none() {
+                    self.rule.header.app = Some(AppProto::Enip);
+                }
+            }
+            "dns.opcode" => {
+                let cmp = parse_cmp(v)?;
+                let li = self.list_for(Buf::DnsOpcode, &[]);
+                self.rule.lists[li].matches.push(Match::Value(cmp));
+            }
             "urilen" => {
                 let (c, raw) = match v.split_once(',') {
                     Some((c, m)) => (c, m.trim() == "raw"),
@@ -1001,7 +1014,7 @@ impl<'n> Builder<'n> {
             // Sticky buffers of an application protocol make the rule that protocol's.
             if self.rule.uses_buf(Buf::is_http) {
                 self.rule.header.app = Some(AppProto::Http);
-            } else if self.rule.uses_buf(|b| b == Buf::DnsQuery) {
+            } else if self.rule.uses_buf(Buf::is_dns) {
                 self.rule.header.app = Some(AppProto::Dns);
             } else if self.rule.uses_buf(Buf::is_tls) {
                 self.rule.header.app = Some(AppProto::Tls);
@@ -1011,7 +1024,7 @@ impl<'n> Builder<'n> {
         for l in &self.rule.lists {
             let ok = match l.buf {
                 b if b.is_http() => app == Some(AppProto::Http),
-                Buf::DnsQuery => app == Some(AppProto::Dns),
+                b if b.is_dns() => app == Some(AppProto::Dns),
                 b if b.is_tls() => app == Some(AppProto::Tls),
                 _ => true,
             };
@@ -1187,6 +1200,37 @@ mod tests {
         }
         assert_eq!(r.metadata.len(), 3);
         assert!(r.header.dport.matches(80) && !r.header.dport.matches(81));
+    }
+
+    #[test]
+    fn dns_opcode_compares_the_opcode() {
+        let eq = parse(r#"alert dns any any -> any any (dns.opcode:4; sid:1;)"#).unwrap();
+        let ne = parse(r#"alert udp any any -> any any (dns.opcode:!0; sid:2;)"#).unwrap();
+        assert_eq!(ne.header.app, Some(AppProto::Dns));
+        let hit = |r: &Rule, op: u8| {
+            let mut vars = [0; 8];
+            crate::detect::inspect::inspect(&r.lists[0].matches, &[op], &mut vars, None)
+        };
+        assert_eq!(eq.lists[0].buf, Buf::DnsOpcode);
+        assert!(hit(&eq, 4) && !hit(&eq, 0) && !hit(&eq, 5));
+        assert!(hit(&ne, 4) && !hit(&ne, 0));
+    }
+
+    #[test]
+    fn enip_command_compares_the_command() {
+        let r = parse(r#"alert enip any any -> any any (enip_command:99; sid:1;)"#).unwrap();
+        assert_eq!(r.header.app, Some(AppProto::Enip));
+        assert_eq!(r.lists[0].buf, Buf::EnipCommand);
+        let hit = |cmd: u16| {
+            let mut vars = [0; 8];
+            crate::detect::inspect::inspect(
+                &r.lists[0].matches,
+                &cmd.to_be_bytes(),
+                &mut vars,
+                None,
+            )
+        };
+        assert!(hit(99) && !hit(0x6f) && !hit(99 << 8));
     }
 
     #[test]

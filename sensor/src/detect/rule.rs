@@ -11,6 +11,8 @@ pub enum AppProto {
     Smtp,
     Ftp,
     Ssh,
+    /// EtherNet/IP encapsulation (TCP and UDP 44818).
+    Enip,
 }
 
 impl AppProto {
@@ -22,6 +24,7 @@ impl AppProto {
             "smtp" => AppProto::Smtp,
             "ftp" => AppProto::Ftp,
             "ssh" => AppProto::Ssh,
+            "enip" => AppProto::Enip,
             _ => return None,
         })
     }
@@ -35,6 +38,7 @@ impl AppProto {
             AppProto::Smtp => "smtp",
             AppProto::Ftp => "ftp",
             AppProto::Ssh => "ssh",
+            AppProto::Enip => "enip",
         }
     }
 }
@@ -107,6 +111,10 @@ pub enum Buf {
     /// Each response header as `Name: value` in turn.
     HttpResponseHeader,
     DnsQuery,
+    /// `dns.opcode`: the message's opcode as one byte.
+    DnsOpcode,
+    /// `enip_command`: the EtherNet/IP encapsulation command (big-endian, two bytes).
+    EnipCommand,
     TlsSni,
     TlsCertSubject,
     TlsCertIssuer,
@@ -152,6 +160,10 @@ impl Buf {
 
     pub fn is_http(self) -> bool {
         self.http_side() != Side::Other
+    }
+
+    pub fn is_dns(self) -> bool {
+        matches!(self, Buf::DnsQuery | Buf::DnsOpcode)
     }
 
     pub fn is_tls(self) -> bool {
@@ -339,6 +351,9 @@ pub enum Match {
     ByteJump(ByteJump),
     ByteExtract(ByteExtract),
     Bsize(Cmp),
+    /// A numeric field's buffer (big-endian, e.g. `dns.opcode`, `enip_command`) compared
+    /// as a number.
+    Value(Cmp),
 }
 
 impl Match {
@@ -351,7 +366,7 @@ impl Match {
             Match::ByteTest(b) => b.relative,
             Match::ByteJump(b) => b.relative,
             Match::ByteExtract(b) => b.relative,
-            Match::Bsize(_) => false,
+            Match::Bsize(_) | Match::Value(_) => false,
         }
     }
 }

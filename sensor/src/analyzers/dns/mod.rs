@@ -201,6 +201,18 @@ impl DnsAnalyzer {
         v: &PacketView<'_, '_>,
         out: &mut dyn RecordSink,
     ) -> bool {
+        self.packet_observed(conn, v, out, None)
+    }
+
+    /// [`DnsAnalyzer::packet`], with `observer` seeing every message this packet completes
+    /// (header read, questions kept as sent in [`Parsed::queries`]).
+    pub fn packet_observed(
+        &mut self,
+        conn: &mut DnsConn,
+        v: &PacketView<'_, '_>,
+        out: &mut dyn RecordSink,
+        mut observer: Option<&mut dyn FnMut(&Parsed)>,
+    ) -> bool {
         self.now = self.now.max(v.ts);
         if conn.disabled {
             return false;
@@ -214,7 +226,7 @@ impl DnsAnalyzer {
         match v.transport {
             Transport4::Udp => {
                 let p = v.payload();
-                !p.is_empty() && self.message(conn, ctx, p, v.ts, out)
+                !p.is_empty() && self.message(conn, ctx, p, v.ts, out, observer)
             }
             Transport4::Tcp => {
                 let Some(seg) = v.tcp() else {
@@ -249,7 +261,10 @@ impl DnsAnalyzer {
                     if conn.disabled {
                         break;
                     }
-                    confirmed |= self.message(conn, ctx, &m, v.ts, out);
+                    let obs = observer
+                        .as_deref_mut()
+                        .map(|o| o as &mut dyn FnMut(&Parsed));
+                    confirmed |= self.message(conn, ctx, &m, v.ts, out, obs);
                 }
                 self.tcp_msgs = msgs;
                 confirmed
@@ -266,14 +281,19 @@ impl DnsAnalyzer {
         m: &[u8],
         ts: Ts,
         out: &mut dyn RecordSink,
+        observer: Option<&mut dyn FnMut(&Parsed)>,
     ) -> bool {
         let stats = &*self.stats;
         Stats::inc(&stats.dns_messages);
         let opt = Options {
             netbios: ctx.resp.1 == 137,
+            keep_queries: observer.is_some(),
         };
         let parsed_header = wire::parse(m, opt, &mut self.parsed);
         let p = &self.parsed;
+        if let (true, false, Some(obs)) = (parsed_header, p.violation, observer) {
+            obs(p);
+        }
         if p.weirds != 0 {
             Stats::inc(&stats.dns_malformed);
             Stats::inc(&stats.analyzer_weirds);

@@ -57,14 +57,16 @@ fn paired_row_has_zeek_columns_and_pkts() {
         c,
         &message(7, false, b"Host.Example", 1, 0),
         Ts(1_000_000),
-        &mut out
+        &mut out,
+        None
     ));
     assert!(a.message(
         &mut conn,
         c,
         &message(7, true, b"host.example", 1, 2),
         Ts(1_250_000),
-        &mut out
+        &mut out,
+        None
     ));
     assert!(out.is_empty(), "held in its window");
     a.finish(&mut out);
@@ -96,11 +98,11 @@ fn identical_records_merge_into_pkts() {
     let q = message(0, false, b"printer.local", 33, 0);
     for t in [0, 10, 59] {
         a.advance(Ts::from_secs(1_000 + t), &mut out);
-        a.message(&mut conn, c, &q, Ts::from_secs(1_000 + t), &mut out);
+        a.message(&mut conn, c, &q, Ts::from_secs(1_000 + t), &mut out, None);
     }
     a.advance(Ts::from_secs(1_060), &mut out);
     assert_eq!(out.len(), 1, "the window closed 60 s after it opened");
-    a.message(&mut conn, c, &q, Ts::from_secs(1_061), &mut out);
+    a.message(&mut conn, c, &q, Ts::from_secs(1_061), &mut out, None);
     a.finish(&mut out);
     let r = rows(&out);
     assert_eq!(r.len(), 2);
@@ -122,7 +124,7 @@ fn netbios_query_names_are_decoded() {
     let mut out: Vec<Record> = Vec::new();
     let c = ctx("192.0.2.255", 137);
     let m = message(0x1234, false, b"FHEPFCELEHFCEPFFFACACACACACACABO", 33, 0);
-    assert!(a.message(&mut conn, c, &m, Ts(5), &mut out));
+    assert!(a.message(&mut conn, c, &m, Ts(5), &mut out, None));
     let mut records = Vec::new();
     a.end_sessions(&mut conn, c, &mut out);
     a.finish(&mut records);
@@ -142,18 +144,18 @@ fn malformed_messages_are_counted_not_logged_as_dns() {
     let mut conn = DnsConn::default();
     let mut out: Vec<Record> = Vec::new();
     let c = ctx("192.0.2.53", 53);
-    assert!(!a.message(&mut conn, c, &[1, 2, 3], Ts(1), &mut out));
+    assert!(!a.message(&mut conn, c, &[1, 2, 3], Ts(1), &mut out, None));
     let mut looped = message(1, false, b"a", 1, 0);
     looped.truncate(12);
     looped.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
     // A name pointing at itself ends there (empty); the rest still parses, as in Zeek.
-    a.message(&mut conn, c, &looped, Ts(2), &mut out);
+    a.message(&mut conn, c, &looped, Ts(2), &mut out, None);
     let s = stats.snapshot();
     assert_eq!(s.dns_malformed, 2);
     // Too many questions: not DNS, the connection's DNS analysis stops.
     let mut many = message(1, false, b"a", 1, 0);
     many[5] = 26;
-    assert!(!a.message(&mut conn, c, &many, Ts(3), &mut out));
+    assert!(!a.message(&mut conn, c, &many, Ts(3), &mut out, None));
     assert!(conn.disabled);
 }
 

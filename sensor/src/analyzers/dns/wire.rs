@@ -163,6 +163,10 @@ pub struct Parsed {
     pub answers: usize,
     /// Names and rendered answers.
     pub text: Vec<u8>,
+    /// With [`Options::keep_queries`]: every question (zone of an update included), its
+    /// name as sent in [`Parsed::query_text`] and its type.
+    pub queries: Vec<(Range<usize>, u16)>,
+    pub query_text: Vec<u8>,
 }
 
 impl Parsed {
@@ -178,6 +182,8 @@ impl Parsed {
         self.replies.clear();
         self.answers = 0;
         self.text.clear();
+        self.queries.clear();
+        self.query_text.clear();
     }
 
     pub fn has(&self, w: Weird) -> bool {
@@ -197,6 +203,9 @@ impl Parsed {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Options {
     pub netbios: bool,
+    /// Also keep every question's name as sent, case preserved ([`Parsed::queries`]), for
+    /// a rule engine.
+    pub keep_queries: bool,
 }
 
 /// Reads the name at `pos` into `out` (labels joined by dots), lower-cased if asked. Returns
@@ -293,7 +302,15 @@ pub fn parse(m: &[u8], opt: Options, p: &mut Parsed) -> bool {
     let mut pos = HEADER_LEN;
     for _ in 0..h.qdcount {
         let start = p.text.len();
-        pos = read_name(m, pos, opt, true, &mut p.text, &mut p.weirds);
+        pos = read_name(m, pos, opt, !opt.keep_queries, &mut p.text, &mut p.weirds);
+        if opt.keep_queries {
+            let at = p.query_text.len();
+            p.query_text.extend_from_slice(&p.text[start..]);
+            p.text[start..].make_ascii_lowercase();
+            if let Some(qtype) = be16(m, pos) {
+                p.queries.push((at..p.query_text.len(), qtype));
+            }
+        }
         let (Some(qtype), Some(qclass)) = (be16(m, pos), be16(m, pos + 2)) else {
             p.text.truncate(start);
             p.weird(Weird::QuestionTooShort);

@@ -22,10 +22,18 @@
 //! agent, cookie, the raw header blocks (first [`HEADER_BLOCK_MAX`] bytes), status, and the
 //! first [`BODY_SAMPLE_MAX`] bytes of each body (after chunk and gzip/deflate decoding). The
 //! observer is called when the request headers are complete
-//! ([`HttpObserver::request_headers`]), when the response headers are complete
+//! ([`HttpObserver::request_headers`]), when the request is complete, body included
+//! ([`HttpObserver::request_done`]), when the response headers are complete
 //! ([`HttpObserver::response_headers`]) and when the response is complete, body included
 //! ([`HttpObserver::transaction_done`]; also for transactions still open when the connection
 //! ends). Without an observer nothing is collected beyond what http.log needs.
+//!
+//! [`HttpAnalyzer::packet_observed`] lends an observer for one packet (the rule engine, which
+//! needs the packet that completed a message). A connection can also be parsed for observers
+//! only ([`HttpConn::observe_only`]): one Zeek ignores (not seen from its handshake) or never
+//! attached HTTP to, while a rule engine picks it up mid-stream. It writes no http.log rows,
+//! confirms nothing, and its requests are the bytes of the client the observer names (the
+//! rule engine's orientation, which need not be the flow stage's originator).
 
 pub mod body;
 pub mod parser;
@@ -117,6 +125,7 @@ pub struct HttpTransaction {
     /// The URI as sent (not decoded).
     pub uri: Vec<u8>,
     pub request_version: Option<Version>,
+    pub response_version: Option<Version>,
     pub host: Option<Vec<u8>>,
     pub user_agent: Option<Vec<u8>>,
     pub cookie: Option<Vec<u8>>,
@@ -143,6 +152,7 @@ pub struct HttpConnRef {
 /// Receives transactions as they are parsed (see the module documentation).
 pub trait HttpObserver: Send {
     fn request_headers(&mut self, _conn: &HttpConnRef, _tx: &HttpTransaction) {}
+    fn request_done(&mut self, _conn: &HttpConnRef, _tx: &HttpTransaction) {}
     fn response_headers(&mut self, _conn: &HttpConnRef, _tx: &HttpTransaction) {}
     fn transaction_done(&mut self, _conn: &HttpConnRef, _tx: &HttpTransaction) {}
 }
@@ -160,6 +170,8 @@ pub struct HttpConn {
     disabled: bool,
     /// Transactions collected for an observer, oldest first.
     observed: VecDeque<HttpTransaction>,
+    /// Parsed for observers only, requests being this endpoint's bytes: nothing is logged.
+    observe_only: Option<(IpAddr, u16)>,
 }
 
 impl Default for HttpConn {
@@ -173,6 +185,7 @@ impl Default for HttpConn {
             confirmed: false,
             disabled: false,
             observed: VecDeque::new(),
+            observe_only: None,
         }
     }
 }
@@ -194,6 +207,21 @@ impl HttpConn {
                 .iter()
                 .map(Reassembler::held_bytes)
                 .sum::<usize>()
+    }
+
+    /// From now on the connection is parsed for observers only, with `client`'s bytes (its
+    /// address as in the IP header) as the requests (see the module documentation). Nothing parsed so far is kept.
+    pub fn observe_only(&mut self, client: (IpAddr, u16)) {
+        if self.observe_only.is_none() {
+            *self = HttpConn {
+                observe_only: Some(client),
+                ..HttpConn::default()
+            };
+        }
+    }
+
+    pub fn is_observe_only(&self) -> bool {
+        self.observe_only.is_some()
     }
 
     fn bytes_seen(&self) -> u64 {
@@ -239,6 +267,26 @@ impl HttpAnalyzer {
         v: &PacketView<'_, '_>,
         out: &mut dyn RecordSink,
     ) -> Verdict {
+        let mut installed = self.observer.take();
+        let verdict = self.packet_observed(
+            conn,
+            v,
+            out,
+            installed.as_deref_mut().map(|o| o as &mut dyn HttpObserver),
+        );
+        self.observer = installed;
+        verdict
+    }
+
+    /// [`HttpAnalyzer::packet`] with `observer` (instead of the installed one) seeing what
+    /// this packet completes.
+    pub fn packet_observed(
+        &mut self,
+        conn: &mut HttpConn,
+        v: &PacketView<'_, '_>,
+        out: &mut dyn RecordSink,
+        observer: Option<&mut dyn HttpObserver>,
+    ) -> Verdict {
         let Some(seg) = v.tcp() else {
             return Verdict::None;
         };
@@ -246,13 +294,21 @@ impl HttpAnalyzer {
             return Verdict::None;
         }
         conn.last_ts = v.ts;
-        self.track_roles(conn, v);
-        let dir = usize::from(!v.is_orig);
+        let observe_only = conn.observe_only.is_some();
+        let is_orig = match conn.observe_only {
+            // The packet's own addresses: the flow stage may show mapped IPv6 as IPv4.
+            Some(client) => client == (v.layer.src, seg.src_port),
+            None => {
+                self.track_roles(conn, v);
+                v.is_orig
+            }
+        };
+        let dir = usize::from(!is_orig);
         if seg.flags & tcp_flags::ACK != 0 {
             // The peer's stream starts where this side acknowledges, if nothing better is known.
             conn.streams[1 - dir].anchor(seg.ack);
         }
-        if v.partial {
+        if v.partial && !observe_only {
             // Zeek's HTTP analyzer ignores connections not seen from their handshake on; the
             // streams still follow the sequence numbers.
             let segment = Segment {
@@ -273,15 +329,16 @@ impl HttpAnalyzer {
             observed,
             ..
         } = conn;
+        let mut discard = Vec::new();
         let mut ev = Events {
             ctx: Ctx {
                 now: v.ts,
                 ids,
-                out,
+                out: if observe_only { &mut discard } else { out },
                 stats: &self.stats,
             },
             session,
-            observer: self.observer.as_deref_mut(),
+            observer,
             observed,
             confirmed: false,
             violated: false,
@@ -297,13 +354,16 @@ impl HttpAnalyzer {
             &mut Feed {
                 parser,
                 ev: &mut ev,
-                is_orig: v.is_orig,
+                is_orig,
             },
         );
         if seg.flags & tcp_flags::RST != 0 {
             parser.abort(&mut ev);
         }
         let (confirmed, violated) = (ev.confirmed, ev.violated);
+        if observe_only {
+            return Verdict::None;
+        }
         let s = &conn.streams[dir];
         Stats::add(
             &self.stats.http_reassembly_overflows,
@@ -329,6 +389,12 @@ impl HttpAnalyzer {
     pub fn conn_end(&mut self, conn: &mut HttpConn, row: &ConnSummary, out: &mut dyn RecordSink) {
         conn.ids.orig_l2 = row.orig_l2;
         conn.ids.resp_l2 = row.resp_l2;
+        let mut discard = Vec::new();
+        let out: &mut dyn RecordSink = if conn.observe_only.is_some() {
+            &mut discard
+        } else {
+            out
+        };
         let HttpConn {
             streams,
             parser,
@@ -347,7 +413,10 @@ impl HttpAnalyzer {
                 stats: &self.stats,
             },
             session,
-            observer: self.observer.as_deref_mut(),
+            observer: self
+                .observer
+                .as_deref_mut()
+                .map(|o| o as &mut dyn HttpObserver),
             observed,
             confirmed: false,
             violated: false,
@@ -384,7 +453,10 @@ impl HttpAnalyzer {
                 stats: &self.stats,
             },
             session: &mut conn.session,
-            observer: self.observer.as_deref_mut(),
+            observer: self
+                .observer
+                .as_deref_mut()
+                .map(|o| o as &mut dyn HttpObserver),
             observed: &mut conn.observed,
             confirmed: false,
             violated: false,
@@ -417,7 +489,10 @@ impl HttpAnalyzer {
                 stats: &self.stats,
             },
             session: &mut conn.session,
-            observer: self.observer.as_deref_mut(),
+            observer: self
+                .observer
+                .as_deref_mut()
+                .map(|o| o as &mut dyn HttpObserver),
             observed: &mut conn.observed,
             confirmed: false,
             violated: false,
@@ -483,7 +558,7 @@ impl StreamConsumer for Feed<'_, '_, '_> {
 struct Events<'b, 'c> {
     ctx: Ctx<'b>,
     session: &'b mut Session,
-    observer: Option<&'c mut (dyn HttpObserver + 'static)>,
+    observer: Option<&'c mut dyn HttpObserver>,
     observed: &'b mut VecDeque<HttpTransaction>,
     confirmed: bool,
     violated: bool,
@@ -519,7 +594,7 @@ impl Events<'_, '_> {
 
     fn observe_leftovers(&mut self) {
         let conn = self.conn_ref();
-        if let Some(obs) = self.observer.as_deref_mut() {
+        if let Some(obs) = self.observer.as_mut() {
             for tx in self.observed.drain(..) {
                 obs.transaction_done(&conn, &tx);
             }
@@ -546,6 +621,7 @@ impl HttpEvents for Events<'_, '_> {
     fn reply(&mut self, version: Version, code: u16, reason: Option<&[u8]>) {
         self.session.reply(&mut self.ctx, version, code, reason);
         if let Some(tx) = self.observed_tx(false) {
+            tx.response_version = Some(version);
             tx.status_code = Some(code);
             tx.status_msg = reason.map(<[u8]>::to_vec);
             tx.response_headers.clear();
@@ -555,6 +631,10 @@ impl HttpEvents for Events<'_, '_> {
 
     fn header(&mut self, is_orig: bool, name: &[u8], value: &[u8]) {
         self.session.header(&mut self.ctx, is_orig, name, value);
+        self.cut_header(is_orig, name, value);
+    }
+
+    fn cut_header(&mut self, is_orig: bool, name: &[u8], value: &[u8]) {
         if let Some(tx) = self.observed_tx(is_orig) {
             let block = if is_orig {
                 &mut tx.request_headers
@@ -589,7 +669,7 @@ impl HttpEvents for Events<'_, '_> {
         } else {
             self.observed.front()
         };
-        if let (Some(obs), Some(tx)) = (self.observer.as_deref_mut(), tx) {
+        if let (Some(obs), Some(tx)) = (self.observer.as_mut(), tx) {
             if is_orig {
                 obs.request_headers(&conn, tx);
             } else {
@@ -617,13 +697,16 @@ impl HttpEvents for Events<'_, '_> {
         };
         if is_orig {
             tx.request_body_len = body_len;
+            if let (Some(obs), Some(tx)) = (self.observer.as_mut(), self.observed.back()) {
+                obs.request_done(&conn, tx);
+            }
             return;
         }
         tx.response_body_len = body_len;
         if tx.status_code.is_some_and(|c| (100..200).contains(&c)) {
             return;
         }
-        if let (Some(obs), Some(tx)) = (self.observer.as_deref_mut(), self.observed.pop_front()) {
+        if let (Some(obs), Some(tx)) = (self.observer.as_mut(), self.observed.pop_front()) {
             obs.transaction_done(&conn, &tx);
         }
     }

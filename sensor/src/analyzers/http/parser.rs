@@ -59,6 +59,9 @@ pub trait HttpEvents {
     fn header(&mut self, is_orig: bool, name: &[u8], value: &[u8]);
     /// The header block of the current message ended.
     fn headers_done(&mut self, is_orig: bool);
+    /// The message ended inside its header block with this header pending: Zeek's analyzer
+    /// drops it, a rule engine (as Suricata) still reads it.
+    fn cut_header(&mut self, _is_orig: bool, _name: &[u8], _value: &[u8]) {}
     /// Decoded body bytes of the current message (a sample may be shorter than what is
     /// counted: decoded bodies are only sampled).
     fn body(&mut self, is_orig: bool, data: &[u8]);
@@ -1231,6 +1234,16 @@ fn finish_message(m: &mut Message, ev: &mut impl HttpEvents) {
     }
     m.end_of_data = true;
     m.finished = true;
+    if m.in_header && !m.header.is_empty() {
+        let h = std::mem::take(&mut m.header);
+        if let Some(colon) = h.iter().position(|&c| c == b':') {
+            ev.cut_header(
+                m.is_orig,
+                h[..colon].trim_ascii_end(),
+                &h[skip_ws(&h, colon + 1)..],
+            );
+        }
+    }
     if let Some(mut dec) = m.decoder.take() {
         let mut out = Vec::new();
         m.body_length += dec.finish(&mut out);

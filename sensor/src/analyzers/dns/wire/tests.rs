@@ -184,6 +184,39 @@ fn types_zeek_parses_but_does_not_log() {
     }
 }
 
+const NETBIOS: Options = Options {
+    netbios: true,
+    keep_queries: false,
+};
+
+#[test]
+fn questions_kept_as_sent_for_a_rule_engine() {
+    let m = Msg::new(3, QUERY, [2, 0, 0, 0])
+        .question("WWW.Example.com", 1, 1)
+        .question("b.Example.com", 28, 1);
+    let mut p = Parsed::default();
+    parse(
+        &m.0,
+        Options {
+            keep_queries: true,
+            ..Options::default()
+        },
+        &mut p,
+    );
+    let q: Vec<(&[u8], u16)> = p
+        .queries
+        .iter()
+        .map(|(r, t)| (&p.query_text[r.clone()], *t))
+        .collect();
+    assert_eq!(
+        q,
+        [(&b"WWW.Example.com"[..], 1), (&b"b.Example.com"[..], 28)]
+    );
+    // dns.log still sees the lower-cased name.
+    assert_eq!(p.str(&p.qname), b"b.example.com");
+    assert!(parse_msg(&m.0).queries.is_empty());
+}
+
 #[test]
 fn netbios_port_allows_long_labels_and_hides_nbstat() {
     let encoded = "ECFCFHEDDAEDECDDDIDDEEDBEGDEDCAA";
@@ -192,7 +225,7 @@ fn netbios_port_allows_long_labels_and_hides_nbstat() {
         .rr(33, 1, 0, &[0, 0])
         .rr(32, 1, 300, &[0, 0, 10, 0, 0, 1]);
     let mut p = Parsed::default();
-    parse(&m.0, Options { netbios: true }, &mut p);
+    parse(&m.0, NETBIOS, &mut p);
     assert!(p.confirmed);
     assert!(p.replies.is_empty());
     assert_eq!(p.str(&p.qname), encoded.to_ascii_lowercase().as_bytes());
@@ -204,7 +237,7 @@ fn netbios_port_allows_long_labels_and_hides_nbstat() {
     // As in Zeek, the type and class are then read from the label's bytes.
     assert_eq!((p.questions, p.str(&p.qname)), (1, &b""[..]));
     let mut p = Parsed::default();
-    parse(&m.0, Options { netbios: true }, &mut p);
+    parse(&m.0, NETBIOS, &mut p);
     assert!(p.confirmed && p.weirds == 0);
     assert_eq!(p.str(&p.qname), long.as_bytes());
 }
@@ -455,7 +488,14 @@ fn random_and_mutated_messages_never_panic() {
             m
         };
         for netbios in [false, true] {
-            parse(&msg, Options { netbios }, &mut p);
+            parse(
+                &msg,
+                Options {
+                    netbios,
+                    ..Options::default()
+                },
+                &mut p,
+            );
             assert!(p.replies.len() <= MAX_ANSWERS * 2);
             assert!(p.text.len() <= MAX_TEXT + 2 * MAX_STRING + 25 * NAME_BUDGET);
             for r in &p.replies {
