@@ -21,13 +21,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
+use common::corpus::{
+    corpus_dir, read_text, run_sensor, zeek_flags_ignore_checksums as ignores_checksums,
+};
 use common::zeeklog::{compare_case, CompareOptions, LogPair, LogScore, Table};
 
 const MIN_OVERALL_PERCENT: f64 = 95.0;
-const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 const WORST_CASES: usize = 5;
 const EXAMPLES_PER_CASE: usize = 8;
 
@@ -35,83 +35,6 @@ const EXAMPLES_PER_CASE: usize = 8;
 const PRODUCT_FIELDS: &str = "ts uid id.orig_h id.orig_p id.resp_h id.resp_p proto trans_id rtt \
      query qclass qclass_name qtype qtype_name rcode rcode_name AA TC RD RA Z answers TTLs \
      rejected pkts";
-
-fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/zeek")
-}
-
-fn read_text(path: &Path) -> Option<String> {
-    fs::read(path)
-        .ok()
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-}
-
-/// True if case.json's `zeek_flags` mention `-C` (Zeek ran without checksum validation).
-fn ignores_checksums(case_json: &str) -> bool {
-    let Some(start) = case_json.find("\"zeek_flags\"") else {
-        return false;
-    };
-    let rest = &case_json[start..];
-    let (Some(open), Some(close)) = (rest.find('['), rest.find(']')) else {
-        return false;
-    };
-    open < close
-        && rest[open..close]
-            .split('"')
-            .any(|s| s == "-C" || s.starts_with("-C "))
-}
-
-/// Replays one trace into `tmp/out` (Zeek-like settings); returns "ok" or what went wrong.
-fn run_sensor(trace: &Path, tmp: &Path, ignore_checksums: bool) -> (PathBuf, String) {
-    let out_dir = tmp.join("out");
-    let config = tmp.join("zeek.toml");
-    let toml = format!(
-        "[conn]\nlocal_nets = [\"private\"]\n\n[decode]\nverify_checksums = {}\n",
-        !ignore_checksums
-    );
-    if let Err(e) = fs::write(&config, toml) {
-        return (out_dir, format!("cannot write config: {e}"));
-    }
-    let stderr_path = tmp.join("stderr.txt");
-    let Ok(stderr) = fs::File::create(&stderr_path) else {
-        return (out_dir, "cannot create stderr file".to_string());
-    };
-    let child = Command::new(env!("CARGO_BIN_EXE_osect-sensor"))
-        .arg("replay")
-        .arg(trace)
-        .arg("--out")
-        .arg(&out_dir)
-        .args(["--seed", "1", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => return (out_dir, format!("spawn failed: {e}")),
-    };
-    let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) if st.success() => break "ok".to_string(),
-            Ok(Some(st)) => break format!("exit {:?}", st.code()),
-            Ok(None) if started.elapsed() > RUN_TIMEOUT => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break "timeout".to_string();
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => break format!("wait failed: {e}"),
-        }
-    };
-    if status != "ok" {
-        let err = read_text(&stderr_path).unwrap_or_default();
-        let first = err.lines().next().unwrap_or("").trim().to_string();
-        return (out_dir, format!("{status}: {first}"));
-    }
-    (out_dir, status)
-}
 
 /// Repeats every row `pkts` times (see the module comment). A missing or bad count is 1.
 fn expand_pkts(t: &mut Table) {
@@ -265,7 +188,10 @@ fn zeek_conformance_dns_log() {
         };
         let ignore = read_text(&dir.join("case.json")).is_some_and(|j| ignores_checksums(&j));
         let tmp = tempfile::tempdir().expect("tempdir");
-        let (out, run) = run_sensor(&dir.join("trace.pcap"), tmp.path(), ignore);
+        let common::corpus::Run {
+            out_dir: out,
+            status: run,
+        } = run_sensor(&dir.join("trace.pcap"), tmp.path(), ignore);
         let mut actual = actual_table(&out.join("dns.log"), "dns.log");
         let header_ok = actual.fields.join(" ") == PRODUCT_FIELDS
             && actual.meta("path") == Some("dns")
