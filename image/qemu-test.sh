@@ -23,7 +23,7 @@ UBOOT=/usr/lib/u-boot/qemu_arm64/u-boot.bin
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-180}
 qpid=
 cleanup() {
-    [ -n "$qpid" ] && kill "$qpid" 2>/dev/null
+    [ -n "$qpid" ] && kill "$qpid" 2>/dev/null || true
     exec 3>&- 2>/dev/null || true
     if [ "${KEEP:-0}" = 1 ]; then log "kept $W"; else rm -rf "$W"; fi
 }

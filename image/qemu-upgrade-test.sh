@@ -28,8 +28,8 @@ HEALTH_TIMEOUT=${HEALTH_TIMEOUT:-30}
 qpid=
 catpid=
 cleanup() {
-    [ -n "$qpid" ] && kill "$qpid" 2>/dev/null
-    [ -n "$catpid" ] && kill "$catpid" 2>/dev/null
+    [ -n "$qpid" ] && kill "$qpid" 2>/dev/null || true
+    [ -n "$catpid" ] && kill "$catpid" 2>/dev/null || true
     exec 3>&- 2>/dev/null || true
     if [ "${KEEP:-0}" = 1 ]; then log "kept $W"; else rm -rf "$W"; fi
 }
