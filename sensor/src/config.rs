@@ -44,6 +44,7 @@ pub struct Config {
     pub yaf: YafConfig,
     pub detect: DetectSection,
     pub upgrade: crate::upgrade::UpgradeConfig,
+    pub analyzers: AnalyzersSection,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -313,6 +314,21 @@ impl Default for YafConfig {
             idle_timeout_secs: 300,
             active_timeout_secs: 1800,
         }
+    }
+}
+
+/// The application analyzers (every log but conn.log).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalyzersSection {
+    /// Off: a conn.log-only sensor (decode, flows, conn.log; the service column then names only
+    /// tunnels). For gateways too small for the analyzers, and to measure the foundation alone.
+    pub enabled: bool,
+}
+
+impl Default for AnalyzersSection {
+    fn default() -> Self {
+        AnalyzersSection { enabled: true }
     }
 }
 

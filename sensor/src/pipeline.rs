@@ -118,7 +118,8 @@ impl PacketPath {
                     batch: Vec::with_capacity(BATCH),
                 }),
             )
-            .with_frame_logs(frame_logs(cfg, &stats)),
+            .with_frame_logs(frame_logs(cfg, &stats))
+            .with_enabled(cfg.analyzers.enabled),
             intervals: interval.map(|len| Intervals { len, start: None }),
             tx,
             stats,
@@ -211,7 +212,7 @@ impl PacketPath {
 /// p0f-k.log and yaf_flow.log as configured; p0f-k.log is off, with a warning, when the
 /// default fingerprint database is not installed.
 fn frame_logs(cfg: &Config, stats: &Arc<Stats>) -> crate::analyzers::frame_logs::FrameLogs {
-    if cfg.p0f.database.is_none() {
+    if cfg.analyzers.enabled && cfg.p0f.database.is_none() {
         log::warn!(
             "p0f-k.log stays empty: no fingerprint database ({} not found; set p0f.fp_file)",
             cfg.p0f.fp_path().0.display()

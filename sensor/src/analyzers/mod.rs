@@ -216,6 +216,8 @@ pub struct Analyzers {
     ot: ot::OtAnalyzers,
     stats: Arc<Stats>,
     frame_logs: frame_logs::FrameLogs,
+    /// `[analyzers] enabled`: off, only conn rows (and detection, if configured) come out.
+    enabled: bool,
     /// Signature detection, when rules are configured.
     pub detect: Option<crate::detect::Detector>,
 }
@@ -250,8 +252,15 @@ impl Analyzers {
             ot: ot::OtAnalyzers::new(stats.clone()),
             frame_logs: frame_logs::FrameLogs::without_p0f(stats.clone()),
             stats,
+            enabled: true,
             detect: None,
         }
+    }
+
+    /// Turns the application analyzers off (or back on): conn rows are still written.
+    pub fn with_enabled(mut self, enabled: bool) -> Analyzers {
+        self.enabled = enabled;
+        self
     }
 
     /// Replaces the per-frame logs (p0f-k.log, yaf_flow.log) with ones built from the config.
@@ -262,6 +271,9 @@ impl Analyzers {
 
     /// Every decoded frame, before the flow stage sees it.
     pub fn on_frame(&mut self, frame: &Decoded<'_>) {
+        if !self.enabled {
+            return;
+        }
         self.ot.on_frame(frame, self.out.as_mut());
         self.frame_logs.on_frame(frame, self.out.as_mut());
     }
@@ -322,6 +334,9 @@ impl FlowSink for Analyzers {
     fn packet(&mut self, v: &PacketView<'_, '_>) {
         if let Some(d) = self.detect.as_mut() {
             d.on_packet(v, self.out.as_mut());
+        }
+        if !self.enabled {
+            return;
         }
         if !self.ftp.is_empty() && self.ftp.take(v) {
             if let Some(st) = self.apps.entry(v.slot, v.uid) {

@@ -47,8 +47,9 @@ impl<'a> Region<'a> {
 }
 
 /// One IP layer's outcome.
-enum Step<'a> {
-    Layer(IpLayer<'a>, usize),
+enum Step {
+    /// Built in the slot given; the bytes of its payload missing from the capture.
+    Layer(usize),
     Held,
 }
 
@@ -157,7 +158,17 @@ impl<'a> Ctx<'a, '_> {
         };
         let mut carrier: Option<TunnelKind> = None;
         loop {
-            let step = match self.ip_layer(frame, region) {
+            let Some(slot) = d.next_slot() else {
+                // Cannot happen: the loop stops at MAX_LAYERS below.
+                Stats::inc(&self.stats.drop_tunnel_depth);
+                if let Some(outer) = d.last_mut() {
+                    outer.encap = None;
+                }
+                break;
+            };
+            // The layer is built in its slot of `d`: an IpLayer is large, and building it
+            // elsewhere cost a copy per step on the way in.
+            let step = match self.ip_layer(frame, region, slot) {
                 Ok(s) => s,
                 Err(e) if d.depth() == 0 => return Err(e),
                 Err(e) => {
@@ -165,8 +176,8 @@ impl<'a> Ctx<'a, '_> {
                     break;
                 }
             };
-            let (mut layer, missing) = match step {
-                Step::Layer(l, m) => (l, m),
+            let missing = match step {
+                Step::Layer(m) => m,
                 Step::Held if d.depth() == 0 => {
                     d.payload = Payload::FragmentHeld;
                     return Ok(());
@@ -178,15 +189,10 @@ impl<'a> Ctx<'a, '_> {
                     outer.encap = Some(kind);
                 }
             }
-            let found = tunnel::detect(layer.proto, &layer.transport, missing);
-            layer.encap = None;
-            if !d.push_layer(layer) {
-                Stats::inc(&self.stats.drop_tunnel_depth);
-                if let Some(outer) = d.last_mut() {
-                    outer.encap = None;
-                }
-                break;
-            }
+            d.commit_layer();
+            let found = d
+                .innermost()
+                .and_then(|l| tunnel::detect(l.proto, &l.transport, missing));
             let Some(t) = found else { break };
             if d.depth() == MAX_LAYERS {
                 // Zeek's Tunnel::max_depth: the carrier stands, what it carries is not decoded.
@@ -219,13 +225,26 @@ impl<'a> Ctx<'a, '_> {
     }
 
     /// Decodes one IP header and its transport, reassembling fragments.
-    fn ip_layer(&mut self, frame: Frame<'a>, region: Region<'a>) -> Result<Step<'a>, DropReason> {
+    fn ip_layer(
+        &mut self,
+        frame: Frame<'a>,
+        region: Region<'a>,
+        slot: &mut Option<IpLayer<'a>>,
+    ) -> Result<Step, DropReason> {
         let verify = self.cfg.verify_checksums;
         let h = ip::parse(region.data, region.wire, verify)?;
         let Some(fi) = h.frag else {
             let missing = h.payload_wire.saturating_sub(h.payload.len());
-            let layer = self.layer(&h, h.proto, h.ip_len, h.payload, h.payload_wire, false)?;
-            return Ok(Step::Layer(layer, missing));
+            self.layer(
+                &h,
+                h.proto,
+                h.ip_len,
+                h.payload,
+                h.payload_wire,
+                false,
+                slot,
+            )?;
+            return Ok(Step::Layer(missing));
         };
         Stats::inc(&self.stats.fragments_seen);
         let key = FragKey {
@@ -279,12 +298,13 @@ impl<'a> Ctx<'a, '_> {
                     (first.proto, data)
                 };
                 let ip_len = usize::from(first.header_len) + first.ext_len + len;
-                let layer = self.layer(&h, proto, ip_len as u32, payload, payload.len(), true)?;
-                Ok(Step::Layer(layer, 0))
+                self.layer(&h, proto, ip_len as u32, payload, payload.len(), true, slot)?;
+                Ok(Step::Layer(0))
             }
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn layer(
         &self,
         h: &IpHeader<'a>,
@@ -293,7 +313,8 @@ impl<'a> Ctx<'a, '_> {
         payload: &'a [u8],
         payload_wire: usize,
         reassembled: bool,
-    ) -> Result<IpLayer<'a>, DropReason> {
+        slot: &mut Option<IpLayer<'a>>,
+    ) -> Result<(), DropReason> {
         let pseudo = Pseudo {
             src: h.src,
             dst: h.final_dst.unwrap_or(h.dst),
@@ -303,7 +324,7 @@ impl<'a> Ctx<'a, '_> {
         if t.bad_checksum {
             Stats::inc(&self.stats.bad_checksums);
         }
-        Ok(IpLayer {
+        *slot = Some(IpLayer {
             src: h.src,
             dst: h.dst,
             proto,
@@ -316,7 +337,8 @@ impl<'a> Ctx<'a, '_> {
             header: h.header,
             transport: t.transport,
             encap: None,
-        })
+        });
+        Ok(())
     }
 }
 

@@ -244,6 +244,18 @@ impl<'a> Decoded<'a> {
         true
     }
 
+    /// The slot the next layer is built in (so that it is not built elsewhere and copied),
+    /// `None` when the stack is full; [`Decoded::commit_layer`] makes it part of the stack.
+    pub fn next_slot(&mut self) -> Option<&mut Option<IpLayer<'a>>> {
+        self.layers.get_mut(self.depth)
+    }
+
+    /// Adds the layer built in [`Decoded::next_slot`] to the stack.
+    pub fn commit_layer(&mut self) {
+        debug_assert!(self.depth < MAX_LAYERS && self.layers[self.depth].is_some());
+        self.depth += 1;
+    }
+
     /// The last layer pushed, so that the decoder can mark it as a tunnel carrier.
     pub fn last_mut(&mut self) -> Option<&mut IpLayer<'a>> {
         self.depth
