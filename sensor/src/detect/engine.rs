@@ -85,6 +85,10 @@ pub struct PfSet {
     /// of the automaton.
     ends: HashMap<Vec<u8>, Vec<u32>>,
     end_lens: Vec<usize>,
+    /// Names this automaton in a [`StreamCarry`] (never 0).
+    id: u64,
+    /// The longest pattern: how far a match can reach back from new stream bytes.
+    max_len: usize,
 }
 
 #[derive(Default)]
@@ -118,6 +122,79 @@ type PatKey = (Buf, Vec<Transform>, Vec<u8>);
 pub struct Scratch {
     seen: Vec<u64>,
     cands: Vec<u32>,
+    /// The stream direction's carried prefilter matches, lent by the caller for a packet with
+    /// a stream window.
+    pub carry: Option<StreamCarry>,
+}
+
+/// Carried matches past which the next segment rescans its whole window (bounded per-flow
+/// memory; the full scan is always correct).
+const MAX_CARRY: usize = 64;
+
+/// The payload prefilter's matches lying wholly in the bytes a TCP direction keeps for its
+/// next stream window, so that the next segment scans only its new bytes plus the overlap a
+/// pattern can span, and still finds every rule a scan of the whole window would.
+#[derive(Debug, Default)]
+pub struct StreamCarry {
+    /// The automaton the matches come from; 0: none, the next window is scanned whole.
+    set: u64,
+    /// The kept tail's length the matches are placed against.
+    tail_len: usize,
+    /// (distance from the match's start to the tail's end, pattern id).
+    hits: Vec<(u16, u32)>,
+    /// This packet's scan brought the matches up to date with the new tail.
+    pub fresh: bool,
+}
+
+/// Scans stream window `data` (bytes before `seen` were the kept tail) with the payload
+/// automaton, reusing `carry`'s matches in the tail when they belong to this automaton and
+/// tail, and leaves in `carry` the matches in the tail the next segment will keep.
+fn stream_scan(
+    set: &PfSet,
+    ac: &AhoCorasick,
+    data: &[u8],
+    seen: usize,
+    carry: &mut StreamCarry,
+    add: &mut dyn FnMut(u32),
+) {
+    let keep_from = data.len() - data.len().min(super::STREAM_TAIL);
+    let reuse = carry.set == set.id && carry.tail_len == seen;
+    let from = if reuse {
+        seen.saturating_sub(set.max_len.saturating_sub(1))
+    } else {
+        carry.hits.clear();
+        0
+    };
+    carry.hits.retain_mut(|(dist, pid)| {
+        for &ri in &set.rules[*pid as usize] {
+            add(ri);
+        }
+        let start = seen - *dist as usize;
+        *dist = (data.len() - start) as u16;
+        start >= keep_from
+    });
+    let mut whole = true;
+    for m in ac.find_overlapping_iter(&data[from..]) {
+        let (start, end) = (m.start() + from, m.end() + from);
+        if reuse && end <= seen {
+            // Wholly in the old tail: carried.
+            continue;
+        }
+        let pid = m.pattern().as_usize();
+        for &ri in &set.rules[pid] {
+            add(ri);
+        }
+        if start >= keep_from {
+            if carry.hits.len() < MAX_CARRY {
+                carry.hits.push(((data.len() - start) as u16, pid as u32));
+            } else {
+                whole = false;
+            }
+        }
+    }
+    carry.set = if whole { set.id } else { 0 };
+    carry.tail_len = data.len() - keep_from;
+    carry.fresh = true;
 }
 
 /// Evaluation rank: flowbit setters first, then readers that also set, readers, rules
@@ -293,7 +370,7 @@ impl Compiled {
         if pi.count == 0 {
             return &sc.cands;
         }
-        let Scratch { seen, cands } = sc;
+        let Scratch { seen, cands, carry } = sc;
         let mut add = |ri: u32| {
             let (w, b) = (ri as usize / 64, ri % 64);
             if seen[w] & (1 << b) == 0 {
@@ -306,7 +383,14 @@ impl Compiled {
         }
         let mut tail = Vec::new();
         for set in &pi.sets {
-            src.any(set.buf, PayloadSel::Prefilter, &mut |data, _| {
+            src.any(set.buf, PayloadSel::Prefilter, &mut |data, seen_len| {
+                if let (Some(ac), Some(seen_len), Some(carry)) = (&set.ac, seen_len, carry.as_mut())
+                {
+                    if set.buf == Buf::Payload && set.transforms.is_empty() {
+                        stream_scan(set, ac, data, seen_len, carry, &mut add);
+                        return false;
+                    }
+                }
                 let data = inspect::transform(data, &set.transforms);
                 if let Some(ac) = &set.ac {
                     for m in ac.find_overlapping_iter(&*data) {
@@ -388,6 +472,7 @@ fn build_index(
         let mut end_lens: Vec<usize> = ends.keys().map(Vec::len).collect();
         end_lens.sort_unstable();
         end_lens.dedup();
+        static SET_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         pi.sets.push(PfSet {
             buf,
             transforms,
@@ -395,6 +480,8 @@ fn build_index(
             rules: rules_of,
             ends,
             end_lens,
+            id: SET_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            max_len: patterns.iter().map(Vec::len).max().unwrap_or(0),
         });
     }
     pi
@@ -674,6 +761,48 @@ mod tests {
         let mut sc = Scratch::default();
         c.candidates(&c.full_index(Point::Dns), &src, &mut sc)
             .to_vec()
+    }
+
+    #[test]
+    fn stream_carry_finds_what_a_whole_window_scan_finds() {
+        let c = compiled(&[
+            r#"alert tcp any any -> any any (content:"ab"; content:"q"; sid:1;)"#,
+            r#"alert tcp any any -> any any (content:"abcab"; sid:2;)"#,
+            r#"alert tcp any any -> any any (content:"c"; sid:3;)"#,
+            r#"alert tcp any any -> any any (content:"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"; sid:4;)"#,
+            r#"alert tcp any any -> any any (content:"cab"; nocase; sid:5;)"#,
+        ]);
+        let pi = c.full_index(Point::PktTcp);
+        let (mut whole, mut carried) = (Scratch::default(), Scratch::default());
+        let mut carry = StreamCarry::default();
+        let mut tail: Vec<u8> = Vec::new();
+        let (mut rng, mut reused) = (7u32, 0);
+        let mut next = || {
+            rng = rng.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            rng >> 16
+        };
+        for _ in 0..400 {
+            let len = 1 + next() as usize % 300;
+            let seg: Vec<u8> = (0..len)
+                .map(|_| b"abcbqxyzwv"[next() as usize % 10])
+                .collect();
+            let mut window = tail.clone();
+            window.extend_from_slice(&seg);
+            let src = PacketSource {
+                payload: &seg,
+                stream: (!tail.is_empty()).then_some((&window[..], tail.len())),
+                payload_new: true,
+                ..PacketSource::default()
+            };
+            let want = c.candidates(&pi, &src, &mut whole).to_vec();
+            reused += usize::from(carry.set != 0);
+            carried.carry = (!tail.is_empty()).then(|| std::mem::take(&mut carry));
+            assert_eq!(c.candidates(&pi, &src, &mut carried), &want[..]);
+            carry = carried.carry.take().filter(|c| c.fresh).unwrap_or_default();
+            carry.fresh = false;
+            tail = window[window.len() - window.len().min(super::super::STREAM_TAIL)..].to_vec();
+        }
+        assert!(reused > 200, "{reused}");
     }
 
     #[test]

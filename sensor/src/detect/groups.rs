@@ -13,7 +13,7 @@ use std::net::IpAddr;
 
 use super::engine::{Compiled, Point, PointIndex, POINTS};
 use super::rule::{Proto, Rule};
-use super::vars::{AddrExpr, PortExpr};
+use super::vars::{AddrExpr, AddrMatcher, PortExpr};
 
 /// Prefilters built for header-group subsets before the full ones take over.
 pub const MAX_SUBSETS: usize = 256;
@@ -31,7 +31,7 @@ struct GroupHdr {
 /// The rule set's distinct headers.
 #[derive(Default)]
 pub struct Groups {
-    addrs: Vec<AddrExpr>,
+    addrs: Vec<AddrMatcher>,
     ports: Vec<PortExpr>,
     groups: Vec<GroupHdr>,
     /// Group of each rule.
@@ -71,7 +71,7 @@ impl Groups {
             let h = &r.header;
             let mut addr = |e: &AddrExpr| {
                 *addr_ids.entry(format!("{e:?}")).or_insert_with(|| {
-                    g.addrs.push(e.clone());
+                    g.addrs.push(AddrMatcher::new(e));
                     (g.addrs.len() - 1) as u16
                 })
             };

@@ -310,6 +310,9 @@ struct TcpTrack {
     established: bool,
     next: [Option<u32>; 2],
     tail: [Vec<u8>; 2],
+    /// The payload prefilter's matches in each tail (valid only while the tail changes
+    /// solely by a scanned window's new bytes).
+    carry: [engine::StreamCarry; 2],
 }
 
 #[derive(Debug, Default)]
@@ -383,6 +386,7 @@ impl FlowState {
         self.probes.swap(0, 1);
         self.tcp.next.swap(0, 1);
         self.tcp.tail.swap(0, 1);
+        self.tcp.carry.swap(0, 1);
         self.pkt_subset.swap(0, 1);
     }
 }
@@ -652,6 +656,7 @@ impl Detector {
             window.extend_from_slice(new_data);
         }
         let tail_len = fs.tcp.tail[d].len();
+        let carry = has_stream.then(|| std::mem::take(&mut fs.tcp.carry[d]));
         let facts_base = FlowFacts {
             to_server: d == 0,
             established,
@@ -675,11 +680,21 @@ impl Detector {
             Transport::Icmp(_) => Point::PktIcmp,
             Transport::Other { .. } => Point::PktOther,
         };
+        self.scratch.carry = carry;
         self.run(point, v, &facts_base, &psrc, None, Stage::Once, out);
         self.window = window;
+        let carry = self.scratch.carry.take();
         // Keep the tail for the next segment.
         if let Some(fs) = self.flows.get_mut(&v.slot).filter(|f| f.uid == v.uid) {
             if v.transport == Transport4::Tcp && !new_data.is_empty() {
+                // The tail changes: the carried matches fit it only if this window was scanned.
+                fs.tcp.carry[d] = match carry {
+                    Some(mut c) if c.fresh => {
+                        c.fresh = false;
+                        c
+                    }
+                    _ => Default::default(),
+                };
                 let t = &mut fs.tcp.tail[d];
                 if stream_ok || t.is_empty() {
                     // The last STREAM_TAIL bytes, without ever holding more (per-flow memory).

@@ -127,6 +127,69 @@ impl AddrExpr {
     }
 }
 
+/// An address expression compiled for lookups on every new connection: a large group of
+/// plain IPv4 networks and ranges (the reputation lists) becomes sorted, merged intervals
+/// searched by bisection instead of item by item.
+#[derive(Clone, Debug)]
+pub enum AddrMatcher {
+    V4Set(Vec<(u32, u32)>),
+    Expr(AddrExpr),
+}
+
+/// Group items from which a bisected interval list pays off.
+const MIN_SET_ITEMS: usize = 8;
+
+impl AddrMatcher {
+    pub fn new(e: &AddrExpr) -> AddrMatcher {
+        let AddrExpr::Group(items) = e else {
+            return AddrMatcher::Expr(e.clone());
+        };
+        if items.len() < MIN_SET_ITEMS {
+            return AddrMatcher::Expr(e.clone());
+        }
+        let mut iv: Vec<(u32, u32)> = Vec::with_capacity(items.len());
+        for it in items {
+            match it {
+                AddrExpr::Net(p) => match p.addr {
+                    IpAddr::V4(a) => {
+                        let mask = u32::MAX.checked_shl(32 - u32::from(p.len)).unwrap_or(0);
+                        let lo = u32::from(a) & mask;
+                        iv.push((lo, lo | !mask));
+                    }
+                    IpAddr::V6(_) => return AddrMatcher::Expr(e.clone()),
+                },
+                AddrExpr::Range(a, b) if a <= b => iv.push((*a, *b)),
+                // An empty range matches nothing.
+                AddrExpr::Range(..) => {}
+                _ => return AddrMatcher::Expr(e.clone()),
+            }
+        }
+        iv.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(iv.len());
+        for (lo, hi) in iv {
+            match merged.last_mut() {
+                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        AddrMatcher::V4Set(merged)
+    }
+
+    pub fn matches(&self, ip: &IpAddr) -> bool {
+        match self {
+            AddrMatcher::V4Set(iv) => match ip {
+                IpAddr::V4(v4) => {
+                    let x = u32::from(*v4);
+                    let i = iv.partition_point(|&(lo, _)| lo <= x);
+                    i > 0 && iv[i - 1].1 >= x
+                }
+                IpAddr::V6(_) => false,
+            },
+            AddrMatcher::Expr(e) => e.matches(ip),
+        }
+    }
+}
+
 /// Suricata's group semantics: positives OR-ed (none = any), negatives subtracted.
 fn group_matches<T>(
     items: &[T],
@@ -358,6 +421,41 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn address_set_agrees_with_the_expression() {
+        let v = Vars::default();
+        let list = "[1.2.3.4,10.0.0.0/8,10.1.0.0/16,0.0.0.1-0.0.0.9,5.5.5.5/32,\
+                    9.9.9.0/24,9.9.10.0/24,200.1.1.1,8.8.8.8/31,255.255.255.255]";
+        let e = v.address(list).unwrap();
+        let m = AddrMatcher::new(&e);
+        assert!(matches!(m, AddrMatcher::V4Set(_)));
+        let probes = [
+            "1.2.3.4",
+            "1.2.3.5",
+            "10.200.1.1",
+            "11.0.0.0",
+            "0.0.0.0",
+            "0.0.0.1",
+            "0.0.0.9",
+            "0.0.0.10",
+            "9.9.10.255",
+            "9.9.11.0",
+            "8.8.8.9",
+            "8.8.8.10",
+            "255.255.255.255",
+            "200.1.1.0",
+            "2001:db8::1",
+        ];
+        for p in probes {
+            assert_eq!(m.matches(&ip(p)), e.matches(&ip(p)), "{p}");
+        }
+        let neg = v.address("[1.1.1.1,2.2.2.2,3.3.3.3,4.4.4.4,5.5.5.5,6.6.6.6,7.7.7.7,!8.8.8.8]");
+        assert!(matches!(
+            AddrMatcher::new(&neg.unwrap()),
+            AddrMatcher::Expr(_)
+        ));
     }
 
     #[test]
