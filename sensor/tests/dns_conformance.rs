@@ -20,10 +20,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::corpus::{
-    corpus_dir, read_text, run_sensor, zeek_flags_ignore_checksums as ignores_checksums,
+    case_dirs, read_text, run_sensor, zeek_flags_ignore_checksums as ignores_checksums,
 };
 use common::zeeklog::{compare_case, CompareOptions, LogPair, LogScore, Table};
 
@@ -156,29 +156,8 @@ fn report(results: &[CaseResult]) -> (String, f64) {
 
 #[test]
 fn zeek_conformance_dns_log() {
-    let cases_dir = corpus_dir().join("cases");
-    assert!(
-        cases_dir.is_dir(),
-        "Zeek conformance corpus not found at {} (<repo>/../shared/corpus/zeek/cases)",
-        cases_dir.display()
-    );
-    let only = std::env::var("ZEEK_CASE").ok().filter(|s| !s.is_empty());
-    let mut dirs: Vec<PathBuf> = fs::read_dir(&cases_dir)
-        .expect("read corpus cases dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-
     let mut results = Vec::new();
-    for dir in dirs {
-        let case = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if only.as_deref().is_some_and(|o| o != case) {
-            continue;
-        }
+    for (case, dir) in case_dirs() {
         let (name, expected) = if let Some(t) = read_text(&dir.join("dns.log")) {
             ("dns.log", Table::parse_zeek(&t))
         } else if let Some(t) = read_text(&dir.join("dns.cut.tsv")) {

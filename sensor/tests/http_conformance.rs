@@ -21,10 +21,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::corpus::{
-    corpus_dir, examples_per_case, read_text, run_sensor, zeek_flags_ignore_checksums,
+    case_dirs, read_text, run_sensor, write_mismatches, zeek_flags_ignore_checksums,
 };
 use common::zeeklog::{compare_case, CompareOptions, LogPair, LogScore, Table};
 
@@ -152,20 +152,7 @@ fn report(results: &[CaseResult]) -> (String, f64) {
             {
                 let _ = writeln!(r, "    note [{}]: {n}", s.name);
             }
-            for m in s.mismatches.iter().take(examples_per_case()) {
-                let _ = writeln!(
-                    r,
-                    "    [{}] {} {}: expected {:?} | actual {:?}",
-                    s.name, m.row, m.field, m.expected, m.actual
-                );
-            }
-            if s.mismatches.len() > examples_per_case() {
-                let _ = writeln!(
-                    r,
-                    "    ... {} more mismatching fields",
-                    s.mismatches.len() - examples_per_case()
-                );
-            }
+            write_mismatches(&mut r, s);
         }
     }
     (r, overall)
@@ -173,31 +160,8 @@ fn report(results: &[CaseResult]) -> (String, f64) {
 
 #[test]
 fn zeek_conformance_http_log() {
-    let corpus = corpus_dir();
-    let cases_dir = corpus.join("cases");
-    assert!(
-        cases_dir.is_dir(),
-        "Zeek conformance corpus not found: expected {} (the shared corpus next to the repository, \
-         i.e. <repo>/../shared/corpus/zeek/cases). Check out the shared corpus there.",
-        cases_dir.display()
-    );
-    let only = std::env::var("ZEEK_CASE").ok().filter(|s| !s.is_empty());
-    let mut dirs: Vec<PathBuf> = fs::read_dir(&cases_dir)
-        .expect("read corpus cases dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-
     let mut results = Vec::new();
-    for dir in dirs {
-        let case = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if only.as_deref().is_some_and(|o| o != case) {
-            continue;
-        }
+    for (case, dir) in case_dirs() {
         let expectations = http_expectations(&dir);
         if expectations.is_empty() {
             continue;
@@ -236,7 +200,7 @@ fn zeek_conformance_http_log() {
     assert!(
         !results.is_empty(),
         "no case with an http.log expectation under {}",
-        cases_dir.display()
+        common::corpus::corpus_dir().join("cases").display()
     );
 
     let (text, overall) = report(&results);

@@ -131,3 +131,51 @@ pub fn read_text(path: &Path) -> Option<String> {
         .ok()
         .map(|b| String::from_utf8_lossy(&b).into_owned())
 }
+
+/// The corpus cases to run, sorted by name: every folder of `cases/`, or only `ZEEK_CASE`
+/// when that is set. Panics with a clear message when the corpus is missing.
+pub fn case_dirs() -> Vec<(String, PathBuf)> {
+    let cases_dir = corpus_dir().join("cases");
+    assert!(
+        cases_dir.is_dir(),
+        "Zeek conformance corpus not found: expected {} (the shared corpus next to the repository, \
+         i.e. <repo>/../shared/corpus/zeek/cases). Check out the shared corpus there.",
+        cases_dir.display()
+    );
+    let only = std::env::var("ZEEK_CASE").ok().filter(|s| !s.is_empty());
+    let mut dirs: Vec<(String, PathBuf)> = fs::read_dir(&cases_dir)
+        .expect("read corpus cases dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .map(|p| {
+            let case = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (case, p)
+        })
+        .filter(|(case, _)| only.as_deref().is_none_or(|o| o == case))
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// Appends the first mismatches of one scored log (`ZEEK_EXAMPLES=N` for more).
+pub fn write_mismatches(r: &mut String, s: &super::zeeklog::LogScore) {
+    use std::fmt::Write as _;
+    let n = examples_per_case();
+    for m in s.mismatches.iter().take(n) {
+        let _ = writeln!(
+            r,
+            "    [{}] {} {}: expected {:?} | actual {:?}",
+            s.name, m.row, m.field, m.expected, m.actual
+        );
+    }
+    if s.mismatches.len() > n {
+        let _ = writeln!(
+            r,
+            "    ... {} more mismatching fields",
+            s.mismatches.len() - n
+        );
+    }
+}
