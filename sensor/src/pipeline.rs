@@ -143,7 +143,7 @@ impl PacketPath {
         let mut empties = 0;
         while now >= start.plus(len) {
             let boundary = start.plus(len);
-            self.flows.advance(boundary, &mut self.analyzers);
+            self.flows.expire_exact(boundary, &mut self.analyzers);
             self.analyzers.advance(boundary);
             self.flows.interim_rows(boundary, len, &mut self.analyzers);
             self.analyzers.flush();

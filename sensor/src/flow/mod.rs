@@ -10,6 +10,7 @@
 //! an interval boundary) and per-packet [`PacketView`]s for the analyzers.
 
 pub mod history;
+pub mod index;
 pub mod key;
 pub mod tcp;
 pub mod uid;
@@ -17,15 +18,12 @@ pub mod uid;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use std::hash::BuildHasher;
-
-use hashbrown::HashTable;
-
 use crate::config::FlowConfig;
 use crate::decode::{Decoded, IpLayer, MacPair, TcpSegment, Transport, TunnelKind};
 use crate::stats::Stats;
 use crate::ts::{Span, Ts};
 use history::{mask, History, Scaled};
+use index::FlowIndex;
 use key::{Addr, Endpoint, FlowKey};
 use tcp::{EndpointState, TcpConn};
 pub use uid::{Uid, UidGen};
@@ -218,8 +216,11 @@ struct Reported {
     missed_bytes: u64,
 }
 
-/// Expiry lists. Inactivity lists are ordered by last activity (moved to the front on every
-/// packet); fixed-deadline lists by the time the connection entered them.
+/// Expiry lists. Inactivity lists are ordered by `Conn::listed`, the activity time a connection
+/// had when it was last put at the front; a packet only updates `seen`, and a connection is
+/// moved to the front again only when the sweep reaches it while it is still active (relinking
+/// on every packet cost two extra cache misses per packet for the list neighbours). Fixed-
+/// deadline lists are ordered by the time the connection entered them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 enum List {
@@ -268,6 +269,9 @@ struct Conn {
     last: Ts,
     /// Last packet of any kind, for inactivity.
     seen: Ts,
+    /// `seen` when the connection was last put at the front of its inactivity list: its
+    /// position in the list, and a lower bound of its inactivity deadline.
+    listed: Ts,
     deadline: Ts,
     list: List,
     links: Links,
@@ -292,8 +296,7 @@ pub struct FlowTable {
     cfg: FlowConfig,
     slots: Vec<Conn>,
     free: Vec<u32>,
-    index: HashTable<u32>,
-    hasher: hashbrown::DefaultHashBuilder,
+    index: FlowIndex,
     heads: [u32; LISTS],
     tails: [u32; LISTS],
     uids: UidGen,
@@ -450,8 +453,7 @@ impl FlowTable {
         FlowTable {
             slots: Vec::with_capacity(cap),
             free: Vec::with_capacity(cap),
-            index: HashTable::with_capacity(cap),
-            hasher: hashbrown::DefaultHashBuilder::default(),
+            index: FlowIndex::with_capacity(cap, uid_seed),
             heads: [NIL; LISTS],
             tails: [NIL; LISTS],
             uids: UidGen::new(uid_seed),
@@ -543,15 +545,23 @@ impl FlowTable {
             port: dport,
         };
         let (key, src_is_lo) = FlowKey::new(src, dst, layer.proto);
-        let hash = self.hasher.hash_one(key);
+        let hash = self.index.hash(&key);
         let ts = pkt.ts;
 
         let mut slot = {
             let slots = &self.slots;
-            self.index
-                .find(hash, |&i| slots[i as usize].key == key)
-                .copied()
+            self.index.find(hash, |i| slots[i as usize].key == key)
         };
+
+        // Past its inactivity timeout but not swept yet (the lists are sorted lazily): it ends
+        // here, exactly as if the sweep had reached it, and this packet starts a new one.
+        if let Some(i) = slot {
+            let c = &self.slots[i as usize];
+            if self.timeout_of(c.list).is_some() && self.real_deadline(i) <= self.now {
+                self.remove(i, RowReason::Expired, sink);
+                slot = None;
+            }
+        }
 
         // A new SYN on a finished TCP connection starts a new one.
         if let (Some(i), Transport::Tcp(seg)) = (slot, &layer.transport) {
@@ -609,10 +619,8 @@ impl FlowTable {
                     Transport4::Other => List::Other,
                 };
                 c.list = list;
-                let slots = &self.slots;
-                self.index
-                    .insert_unique(hash, i, |&j| self.hasher.hash_one(slots[j as usize].key));
-                self.link_front(i, list);
+                self.index.insert(hash, i);
+                self.relink_front(i);
                 Stats::inc(&self.stats.flows_created);
                 i
             }
@@ -814,20 +822,27 @@ impl FlowTable {
         }
     }
 
-    /// Puts `i` at the front of `list` (refreshing inactivity lists; fixed lists keep order).
+    /// Puts `i` at the front of `list` when it changes lists. Staying in its list it keeps its
+    /// place: fixed lists keep their order, and inactivity lists are re-sorted lazily by the
+    /// sweep ([`FlowTable::advance`]).
     fn move_to(&mut self, i: u32, list: List) {
-        let cur = self.slots[i as usize].list;
-        if cur == list && matches!(list, List::TcpAttempt | List::TcpClosing) {
+        if self.slots[i as usize].list == list {
             return;
         }
         self.unlink(i);
         self.slots[i as usize].list = list;
-        self.link_front(i, list);
+        self.relink_front(i);
     }
 
-    fn touch(&mut self, i: u32) {
-        let list = self.slots[i as usize].list;
-        self.move_to(i, list);
+    /// A packet of `i` was seen (its `seen` is already updated).
+    fn touch(&mut self, _i: u32) {}
+
+    /// Puts `i` at the front of its list with `listed` brought up to `seen`.
+    fn relink_front(&mut self, i: u32) {
+        let c = &mut self.slots[i as usize];
+        c.listed = c.seen;
+        let list = c.list;
+        self.link_front(i, list);
     }
 
     fn link_front(&mut self, i: u32, list: List) {
@@ -881,11 +896,40 @@ impl FlowTable {
         }
     }
 
+    /// Where `i` sits in its list: a lower bound of [`FlowTable::real_deadline`].
     fn deadline_of(&self, i: u32) -> Ts {
+        let c = &self.slots[i as usize];
+        match self.timeout_of(c.list) {
+            Some(t) => c.listed.plus(t),
+            None => c.deadline,
+        }
+    }
+
+    /// When `i` is due: inactivity counted from its last packet, or its fixed deadline.
+    fn real_deadline(&self, i: u32) -> Ts {
         let c = &self.slots[i as usize];
         match self.timeout_of(c.list) {
             Some(t) => c.seen.plus(t),
             None => c.deadline,
+        }
+    }
+
+    /// Connections whose list position is older than their last packet go back to the front
+    /// until every tail is in its true place (before picking an eviction victim).
+    fn settle_tails(&mut self) {
+        for l in 0..LISTS {
+            loop {
+                let t = self.tails[l];
+                if t == NIL {
+                    break;
+                }
+                let c = &self.slots[t as usize];
+                if self.timeout_of(c.list).is_none() || c.seen <= c.listed {
+                    break;
+                }
+                self.unlink(t);
+                self.relink_front(t);
+            }
         }
     }
 
@@ -911,6 +955,12 @@ impl FlowTable {
                 let tail = self.tails[l];
                 if tail == NIL || self.deadline_of(tail) > now {
                     break;
+                }
+                if self.real_deadline(tail) > now {
+                    // Active since it was listed: back to the front, in its new place.
+                    self.unlink(tail);
+                    self.relink_front(tail);
+                    continue;
                 }
                 let keep_going = self.expire(tail);
                 if keep_going {
@@ -940,6 +990,23 @@ impl FlowTable {
             }
         }
         true
+    }
+
+    /// Ends every connection already past its deadline at `now`, wherever it sits in its
+    /// list. The lazily sorted lists can hide such a connection behind a tail that is not due
+    /// yet; at an interval boundary this full pass puts every row in the interval its
+    /// connection really ended in.
+    pub fn expire_exact(&mut self, now: Ts, sink: &mut impl FlowSink) {
+        self.advance(now, sink);
+        let due: Vec<u32> = (0..self.slots.len() as u32)
+            .filter(|&i| {
+                let c = &self.slots[i as usize];
+                c.uid != Uid(0) && self.timeout_of(c.list).is_some() && self.real_deadline(i) <= now
+            })
+            .collect();
+        for i in due {
+            self.remove(i, RowReason::Expired, sink);
+        }
     }
 
     /// Ends every connection (end of input, shutdown).
@@ -980,6 +1047,7 @@ impl FlowTable {
             self.slots.push(Conn::blank());
             return (self.slots.len() - 1) as u32;
         }
+        self.settle_tails();
         let victim = (0..LISTS)
             .filter_map(|l| {
                 let t = self.tails[l];
@@ -997,10 +1065,8 @@ impl FlowTable {
         let row = self.summary(i, reason);
         self.unlink(i);
         let key = self.slots[i as usize].key;
-        let hash = self.hasher.hash_one(key);
-        if let Ok(e) = self.index.find_entry(hash, |&j| j == i) {
-            e.remove();
-        }
+        let hash = self.index.hash(&key);
+        self.index.remove(hash, i);
         self.slots[i as usize].uid = Uid(0);
         self.free.push(i);
         if reason != RowReason::Evicted {
@@ -1100,6 +1166,7 @@ impl Conn {
             start: Ts::ZERO,
             last: Ts::ZERO,
             seen: Ts::ZERO,
+            listed: Ts::ZERO,
             deadline: Ts::ZERO,
             list: List::Other,
             links: Links {
