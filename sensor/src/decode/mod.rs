@@ -313,6 +313,7 @@ mod decoder;
 mod frag;
 mod ip;
 mod link;
+pub mod peek;
 #[cfg(test)]
 mod robustness;
 mod tunnel;

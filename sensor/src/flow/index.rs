@@ -50,8 +50,10 @@ impl FlowIndex {
             z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
             (z ^ (z >> 31)) | 1
         };
+        let cells = vec![0; len].into_boxed_slice();
+        super::memory::advise_huge_pages(cells.as_ptr(), len * std::mem::size_of::<Cell>());
         FlowIndex {
-            cells: vec![0; len].into_boxed_slice(),
+            cells,
             mask: len - 1,
             shift: 32 - len.trailing_zeros(),
             seed: [next(), next(), next(), next(), next()],
@@ -109,6 +111,29 @@ impl FlowIndex {
                 if eq(slot) {
                     return Some(slot);
                 }
+            }
+            pos = (pos + 1) & self.mask;
+        }
+    }
+
+    /// Starts loading the home cell of `hash` (look-ahead; see `FlowTable::prefetch_cell`).
+    #[inline]
+    pub fn prefetch_home(&self, hash: u64) {
+        super::memory::prefetch(&self.cells[self.home(Self::tag(hash))]);
+    }
+
+    /// The first slot stored under `hash`'s tag, without checking its key (look-ahead only).
+    #[inline]
+    pub fn first_candidate(&self, hash: u64) -> Option<u32> {
+        let tag = Self::tag(hash);
+        let mut pos = self.home(tag);
+        loop {
+            let c = self.cells[pos];
+            if c == 0 {
+                return None;
+            }
+            if (c >> 32) as u32 == tag {
+                return Some((c as u32).wrapping_sub(1));
             }
             pos = (pos + 1) & self.mask;
         }

@@ -12,6 +12,7 @@
 pub mod history;
 pub mod index;
 pub mod key;
+mod memory;
 pub mod tcp;
 pub mod uid;
 
@@ -19,6 +20,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::config::FlowConfig;
+use crate::decode::peek::FiveTuple;
 use crate::decode::{Decoded, IpLayer, MacPair, TcpSegment, Transport, TunnelKind};
 use crate::stats::Stats;
 use crate::ts::{Span, Ts};
@@ -256,39 +258,45 @@ struct DirCounters {
 }
 
 /// One tracked connection.
+///
+/// The layout is fixed (`repr(C)`, cache-line aligned) so that what every packet needs sits
+/// together: the first line holds the key, the flags and the clocks that a lookup reads, the
+/// next lines the counters and history, then the TCP state; what only a conn row reads (MACs,
+/// tunnel parents, list links) comes last.
 #[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
 struct Conn {
     key: FlowKey,
     /// The originator is the key's `lo` endpoint.
     orig_is_lo: bool,
     transport: Transport4,
     ip_proto: u8,
-    uid: Uid,
-    start: Ts,
-    /// End of `duration` (frozen for TCP once both sides closed).
-    last: Ts,
+    list: List,
+    /// A UDP DNS message (12 bytes or more) was seen: the DNS role check is done.
+    dns_seen: bool,
+    /// An interim row was written: what it reported is in [`FlowTable::reported`].
+    has_reported: bool,
+    /// Confirmed services, in confirmation order: 1 + index into [`SERVICE_NAMES`]; 0 = empty.
+    services: [u8; MAX_SERVICES],
     /// Last packet of any kind, for inactivity.
     seen: Ts,
     /// `seen` when the connection was last put at the front of its inactivity list: its
     /// position in the list, and a lower bound of its inactivity deadline.
     listed: Ts,
-    deadline: Ts,
-    list: List,
-    links: Links,
-    tcp: TcpConn,
+    uid: Uid,
+    /// End of `duration` (frozen for TCP once both sides closed).
+    last: Ts,
+    start: Ts,
     orig: DirCounters,
     resp: DirCounters,
     missed_bytes: u64,
     history: History,
-    macs: Option<MacPair>,
+    tcp: TcpConn,
+    deadline: Ts,
+    links: Links,
     /// Tunnel parent uids; `Uid(0)` is an empty slot.
     parents: [Uid; MAX_PARENTS],
-    /// Confirmed services, in confirmation order: 1 + index into [`SERVICE_NAMES`]; 0 = empty.
-    services: [u8; MAX_SERVICES],
-    /// An interim row was written: what it reported is in [`FlowTable::reported`].
-    has_reported: bool,
-    /// A UDP DNS message (12 bytes or more) was seen: the DNS role check is done.
-    dns_seen: bool,
+    macs: Option<MacPair>,
 }
 
 /// The connection table.
@@ -450,8 +458,10 @@ impl FlowTable {
     /// connections arrive, and nothing is ever reallocated.
     pub fn new(cfg: FlowConfig, uid_seed: Option<u64>, stats: Arc<Stats>) -> FlowTable {
         let cap = cfg.max_flows;
+        let slots: Vec<Conn> = Vec::with_capacity(cap);
+        memory::advise_huge_pages(slots.as_ptr(), cap * std::mem::size_of::<Conn>());
         FlowTable {
-            slots: Vec::with_capacity(cap),
+            slots,
             free: Vec::with_capacity(cap),
             index: FlowIndex::with_capacity(cap, uid_seed),
             heads: [NIL; LISTS],
@@ -487,6 +497,50 @@ impl FlowTable {
     /// Packet time as far as the table has seen it.
     pub fn now(&self) -> Ts {
         self.now
+    }
+
+    /// Look-ahead, first stage, for a packet a couple of places ahead: starts loading its index
+    /// cell and returns its key's hash for [`FlowTable::prefetch_entry`]. Only a hint: the
+    /// packet is looked up for real when it is processed.
+    #[inline]
+    pub fn prefetch_cell(&self, t: &FiveTuple) -> u64 {
+        let (key, _) = FlowKey::new(
+            Endpoint {
+                addr: Addr(t.src),
+                port: t.src_port,
+            },
+            Endpoint {
+                addr: Addr(t.dst),
+                port: t.dst_port,
+            },
+            t.proto,
+        );
+        let hash = self.index.hash(&key);
+        self.index.prefetch_home(hash);
+        hash
+    }
+
+    /// Look-ahead, second stage, for the next packet: its cell has arrived by now, so start
+    /// loading the entry it names (the lines a lookup and the counters touch; all of them
+    /// for TCP, whose state spans the rest of the entry).
+    #[inline]
+    pub fn prefetch_entry(&self, hash: u64, tcp: bool) {
+        let Some(i) = self.index.first_candidate(hash) else {
+            return;
+        };
+        let Some(c) = self.slots.get(i as usize) else {
+            return;
+        };
+        memory::prefetch(&c.key);
+        memory::prefetch(&c.uid);
+        memory::prefetch(&c.resp);
+        if tcp {
+            memory::prefetch(&c.history);
+            let t = &c.tcp;
+            memory::prefetch(&t.orig);
+            memory::prefetch(&t.resp);
+            memory::prefetch(&c.deadline);
+        }
     }
 
     /// Processes every IP layer of a decoded packet. Returns the uid of the innermost layer's
