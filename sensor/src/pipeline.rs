@@ -186,24 +186,34 @@ impl PacketPath {
     }
 
     /// A run of captured frames (a reader batch). Same as [`PacketPath::on_packet`] on each,
-    /// with look-ahead: while one packet is processed, the flow-table lines of the next two
-    /// are already being loaded (index cell two ahead, entry one ahead), so the lookups find
-    /// them in cache instead of waiting on memory each time.
+    /// with look-ahead, so that memory loads are in flight while earlier packets are being
+    /// processed instead of stalling the packet path one after the other: the frame bytes
+    /// three packets ahead (written by the reader thread on another core), the flow index cell
+    /// two ahead, and the flow entry one ahead.
     pub fn on_packets<'p>(&mut self, mut packets: impl Iterator<Item = RawPacket<'p>>) {
         let hint = |flows: &FlowTable, p: &RawPacket<'_>| {
             crate::decode::peek::five_tuple(p.linktype, p.data)
                 .map(|t| (flows.prefetch_cell(&t), t.proto == 6))
         };
-        let mut cur = packets.next();
-        let mut next = packets.next().map(|p| (p, hint(&self.flows, &p)));
+        let touch = |p: Option<RawPacket<'p>>| {
+            if let Some(b) = p.as_ref().and_then(|p| p.data.first()) {
+                crate::flow::prefetch(b);
+            }
+            p
+        };
+        let mut cur = touch(packets.next());
+        let mut next = touch(packets.next()).map(|p| (p, hint(&self.flows, &p)));
+        let mut after = touch(packets.next());
         while let Some(p) = cur {
             if let Some((_, Some((hash, tcp)))) = next {
                 self.flows.prefetch_entry(hash, tcp);
             }
-            let after = packets.next().map(|p| (p, hint(&self.flows, &p)));
+            let after_hint = after.map(|p| (p, hint(&self.flows, &p)));
+            let later = touch(packets.next());
             self.on_packet(p);
             cur = next.map(|(p, _)| p);
-            next = after;
+            next = after_hint;
+            after = later;
         }
     }
 

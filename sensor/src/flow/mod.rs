@@ -13,6 +13,7 @@ pub mod history;
 pub mod index;
 pub mod key;
 mod memory;
+pub use memory::prefetch;
 pub mod tcp;
 pub mod uid;
 
