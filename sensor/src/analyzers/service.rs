@@ -227,7 +227,7 @@ fn tcp_evidence(st: &mut AppState, is_orig: bool, resp_p: u16, p: &[u8], stats: 
         {
             d.seen |= POP3_CMD;
         }
-        if let Some(sp) = line.iter().position(|&b| b == b' ') {
+        if let Some(sp) = memchr::memchr(b' ', line) {
             let cmd = &line[sp + 1..];
             if starts_with_ci(cmd, b"CAPABILITY")
                 || starts_with_ci(cmd, b"LOGIN ")

@@ -374,7 +374,14 @@ fn reply(info: &mut Txn, ts: Ts, p: &Parsed, r: &super::wire::Reply, opcode: u8)
     }
     let text = p.str(&r.text);
     if !text.is_empty() {
-        let a = info.answers.get_or_insert_with(Default::default);
+        let a = info.answers.get_or_insert_with(|| {
+            // Sized for the message's answers: they are pushed one by one below.
+            let n = p.answers.min(MAX_ANSWERS);
+            Box::new(Answers {
+                texts: Vec::with_capacity(n),
+                ttls: Vec::with_capacity(n),
+            })
+        });
         if a.texts.len() < MAX_ANSWERS {
             a.texts.push(text.into());
             a.ttls.push(r.ttl);
