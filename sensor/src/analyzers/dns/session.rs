@@ -45,12 +45,44 @@ impl ConnCtx {
     }
 }
 
-/// Rendered answers of a record and their TTLs (boxed: most records waiting for a reply
-/// have none, and waiting records are what a connection holds).
+/// Rendered answers of a record and their TTLs, in one buffer so that a reply costs one
+/// allocation however many answers it has: per answer its TTL and its text length (4 bytes
+/// each, native order), then the text.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Answers {
-    pub texts: Vec<Box<[u8]>>,
-    pub ttls: Vec<u32>,
+    buf: Vec<u8>,
+    count: u16,
+}
+
+impl Answers {
+    pub fn len(&self) -> usize {
+        usize::from(self.count)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Each answer's text and TTL (seconds), in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], u32)> + '_ {
+        let mut rest = &self.buf[..];
+        std::iter::from_fn(move || {
+            let (head, tail) = rest.split_first_chunk::<8>()?;
+            let ttl = u32::from_ne_bytes([head[0], head[1], head[2], head[3]]);
+            let len = u32::from_ne_bytes([head[4], head[5], head[6], head[7]]) as usize;
+            let (text, tail) = tail.split_at(len);
+            rest = tail;
+            Some((text, ttl))
+        })
+    }
+
+    fn push(&mut self, text: &[u8], ttl: u32) {
+        self.buf.extend_from_slice(&ttl.to_ne_bytes());
+        self.buf
+            .extend_from_slice(&u32::try_from(text.len()).unwrap_or(u32::MAX).to_ne_bytes());
+        self.buf.extend_from_slice(text);
+        self.count += 1;
+    }
 }
 
 /// One DNS transaction being built (Zeek's `DNS::Info` without the connection's columns),
@@ -71,7 +103,7 @@ pub struct Txn {
     pub ra: bool,
     pub z: u8,
     pub rejected: bool,
-    answers: Option<Box<Answers>>,
+    answers: Answers,
     saw_query: bool,
     saw_reply: bool,
 }
@@ -92,7 +124,7 @@ impl Txn {
             ra: false,
             z: 0,
             rejected: false,
-            answers: None,
+            answers: Answers::default(),
             saw_query: false,
             saw_reply: false,
         }
@@ -102,14 +134,9 @@ impl Txn {
         self.rtt.map(|r| Span(r.get()))
     }
 
-    /// Rendered answers (empty: the column is unset).
-    pub fn answers(&self) -> &[Box<[u8]>] {
-        self.answers.as_deref().map_or(&[], |a| &a.texts)
-    }
-
-    /// TTLs of the answers, in seconds.
-    pub fn ttls(&self) -> &[u32] {
-        self.answers.as_deref().map_or(&[], |a| &a.ttls)
+    /// Rendered answers and their TTLs (empty: the columns are unset).
+    pub fn answers(&self) -> &Answers {
+        &self.answers
     }
 
     /// The columns of a row but `ts` (and the pairing flags, which are not columns).
@@ -120,7 +147,7 @@ impl Txn {
             &self.query,
             (self.qclass, self.qtype, self.rcode),
             (self.aa, self.tc, self.rd, self.ra, self.z, self.rejected),
-            (self.answers(), self.ttls()),
+            &self.answers,
         )
     }
 }
@@ -374,17 +401,19 @@ fn reply(info: &mut Txn, ts: Ts, p: &Parsed, r: &super::wire::Reply, opcode: u8)
     }
     let text = p.str(&r.text);
     if !text.is_empty() {
-        let a = info.answers.get_or_insert_with(|| {
-            // Sized for the message's answers: they are pushed one by one below.
-            let n = p.answers.min(MAX_ANSWERS);
-            Box::new(Answers {
-                texts: Vec::with_capacity(n),
-                ttls: Vec::with_capacity(n),
-            })
-        });
-        if a.texts.len() < MAX_ANSWERS {
-            a.texts.push(text.into());
-            a.ttls.push(r.ttl);
+        let a = &mut info.answers;
+        if a.is_empty() {
+            // Room for the message's answers at once: they are pushed one by one.
+            let room: usize = p
+                .replies
+                .iter()
+                .map(|r| r.text.len() + 8)
+                .take(MAX_ANSWERS)
+                .sum();
+            a.buf.reserve(room);
+        }
+        if a.len() < MAX_ANSWERS {
+            a.push(text, r.ttl);
         }
     }
 }
@@ -439,9 +468,8 @@ mod tests {
         assert_eq!(r.rtt(), Some(Span(400)));
         assert_eq!(r.query.as_deref(), Some(&b"a.example"[..]));
         assert_eq!((r.qtype, r.qclass, r.rcode), (Some(1), Some(1), Some(0)));
-        assert_eq!(r.answers().len(), 2);
-        assert_eq!(&*r.answers()[1], b"192.0.2.1");
-        assert_eq!(r.ttls(), [60, 60]);
+        let answers: Vec<(&[u8], u32)> = r.answers().iter().collect();
+        assert_eq!(answers, [(&b"192.0.2.0"[..], 60), (&b"192.0.2.1"[..], 60)]);
         assert!(r.rd && r.ra && !r.aa);
     }
 
