@@ -45,43 +45,73 @@ impl ConnCtx {
     }
 }
 
-/// Rendered answers of a record and their TTLs, in one buffer so that a reply costs one
-/// allocation however many answers it has: per answer its TTL and its text length (4 bytes
-/// each, native order), then the text.
+/// Rendered answers of a record and their TTLs, in one allocation however many answers
+/// (none at all for records without answers, and one pointer in the record): the answer
+/// count (2 bytes), then per answer its TTL and its text length (4 bytes each), then the
+/// text; numbers in native byte order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Answers {
-    buf: Vec<u8>,
-    count: u16,
-}
+pub struct Answers(Option<Box<[u8]>>);
 
 impl Answers {
     pub fn len(&self) -> usize {
-        usize::from(self.count)
+        self.0
+            .as_deref()
+            .and_then(|b| b.first_chunk::<2>())
+            .map_or(0, |c| usize::from(u16::from_ne_bytes(*c)))
     }
 
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.len() == 0
+    }
+
+    /// The encoded answers after the count.
+    fn entries(&self) -> &[u8] {
+        self.0
+            .as_deref()
+            .map_or(&[], |b| b.get(2..).unwrap_or_default())
     }
 
     /// Each answer's text and TTL (seconds), in order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], u32)> + '_ {
-        let mut rest = &self.buf[..];
+        let mut rest = self.entries();
         std::iter::from_fn(move || {
             let (head, tail) = rest.split_first_chunk::<8>()?;
             let ttl = u32::from_ne_bytes([head[0], head[1], head[2], head[3]]);
             let len = u32::from_ne_bytes([head[4], head[5], head[6], head[7]]) as usize;
-            let (text, tail) = tail.split_at(len);
+            let (text, tail) = tail.split_at(len.min(tail.len()));
             rest = tail;
             Some((text, ttl))
         })
     }
 
-    fn push(&mut self, text: &[u8], ttl: u32) {
-        self.buf.extend_from_slice(&ttl.to_ne_bytes());
-        self.buf
-            .extend_from_slice(&u32::try_from(text.len()).unwrap_or(u32::MAX).to_ne_bytes());
-        self.buf.extend_from_slice(text);
-        self.count += 1;
+    /// Appends the non-empty answers of `new` (text, TTL) while fewer than
+    /// [`MAX_ANSWERS`] are kept.
+    fn extend<'a, I>(&mut self, new: I)
+    where
+        I: Iterator<Item = (&'a [u8], u32)> + Clone,
+    {
+        let have = self.len();
+        let new = new
+            .filter(|(text, _)| !text.is_empty())
+            .take(MAX_ANSWERS.saturating_sub(have));
+        let (n, bytes) = new
+            .clone()
+            .fold((0, 0), |(n, b), (text, _)| (n + 1, b + 8 + text.len()));
+        if n == 0 {
+            return;
+        }
+        let old = self.entries();
+        let mut buf = Vec::with_capacity(2 + old.len() + bytes);
+        let count = u16::try_from(have + n).unwrap_or(u16::MAX);
+        buf.extend_from_slice(&count.to_ne_bytes());
+        buf.extend_from_slice(old);
+        for (text, ttl) in new {
+            buf.extend_from_slice(&ttl.to_ne_bytes());
+            let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
+            buf.extend_from_slice(&len.to_ne_bytes());
+            buf.extend_from_slice(text);
+        }
+        self.0 = Some(buf.into_boxed_slice());
     }
 }
 
@@ -326,6 +356,8 @@ impl Sessions {
             for r in &p.replies {
                 reply(&mut txn, ts, p, r, h.opcode);
             }
+            txn.answers
+                .extend(p.replies.iter().map(|r| (p.str(&r.text), r.ttl)));
         }
         if is_query {
             txn.saw_query = true;
@@ -387,7 +419,8 @@ fn request(info: &mut Txn, conn: ConnCtx, p: &Parsed) {
     info.query = Some(clip(decoded.as_deref().unwrap_or(name)));
 }
 
-/// Zeek's `DNS::do_reply` for one record of a reply.
+/// Zeek's `DNS::do_reply` for one record of a reply (its answer text is added with the
+/// others after the loop, [`Answers::extend`]).
 fn reply(info: &mut Txn, ts: Ts, p: &Parsed, r: &super::wire::Reply, opcode: u8) {
     debug_assert!(r.section != Section::Update || opcode == OPCODE_UPDATE);
     if info.query.is_none() {
@@ -398,23 +431,6 @@ fn reply(info: &mut Txn, ts: Ts, p: &Parsed, r: &super::wire::Reply, opcode: u8)
     if info.rtt.is_none() {
         // A zero rtt means the reply created the record: there is no query to measure from.
         info.rtt = NonZeroI64::new(ts.since(info.ts).0);
-    }
-    let text = p.str(&r.text);
-    if !text.is_empty() {
-        let a = &mut info.answers;
-        if a.is_empty() {
-            // Room for the message's answers at once: they are pushed one by one.
-            let room: usize = p
-                .replies
-                .iter()
-                .map(|r| r.text.len() + 8)
-                .take(MAX_ANSWERS)
-                .sum();
-            a.buf.reserve(room);
-        }
-        if a.len() < MAX_ANSWERS {
-            a.push(text, r.ttl);
-        }
     }
 }
 
