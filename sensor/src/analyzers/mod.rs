@@ -280,6 +280,10 @@ impl Analyzers {
 
     /// Packet time moved on: aggregation windows that ended are written.
     pub fn advance(&mut self, now: Ts) {
+        if !self.enabled {
+            // Nothing was fed to the windows: none can close.
+            return;
+        }
         self.dns.advance(now, self.out.as_mut());
         self.ot.advance(now, self.out.as_mut());
         self.frame_logs.advance(now, self.out.as_mut());

@@ -72,10 +72,19 @@ impl<K: OtKey> OtLog<K> {
         }
     }
 
-    pub fn add(&mut self, key: K, ts: Ts, out: &mut dyn RecordSink) {
+    /// Counts one message; `due` is lowered to when this log's oldest window closes.
+    pub fn add(&mut self, key: K, ts: Ts, out: &mut dyn RecordSink, due: &mut Ts) {
         if let Some((key, agg)) = self.table.add(key, ts) {
             out.record(Record::log(Windowed { key, agg }));
         }
+        if let Some(t) = self.table.next_close() {
+            *due = (*due).min(t);
+        }
+    }
+
+    /// When this log's oldest window closes ([`NEVER`] when none is open).
+    fn next_close(&self) -> Ts {
+        self.table.next_close().unwrap_or(NEVER)
     }
 
     pub fn advance(&mut self, now: Ts, out: &mut dyn RecordSink) {
@@ -90,6 +99,28 @@ impl<K: OtKey> OtLog<K> {
         }
     }
 }
+
+/// Whether an IP layer carries a message one of the frame-fed logs reads (the ports and
+/// the ICMPv6 test of [`OtAnalyzers::on_frame`]'s reading).
+fn wanted_layer(layer: &crate::decode::IpLayer<'_>) -> bool {
+    match &layer.transport {
+        Transport::Udp(u) => {
+            matches!(
+                u.dst_port,
+                ports::DHCP_SERVER
+                    | ports::NBNS
+                    | ports::NETBIOS_DGM
+                    | ports::DHCPV6_SERVER
+                    | ports::SSDP
+            ) || u.src_port == ports::SSDP
+        }
+        Transport::Icmp(i) => i.v6,
+        _ => false,
+    }
+}
+
+/// No window open: nothing to close.
+const NEVER: Ts = Ts(i64::MAX);
 
 /// A message that claimed to be one of ours and did not parse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,7 +141,9 @@ pub mod ports {
     pub const DHCPV6_SERVER: u16 = 547;
     pub const SSDP: u16 = 1900;
     pub const CCLINK_IEF_BASIC: u16 = 61450;
-    pub const SLMP_TSN: [u16; 2] = [45238, 45239];
+    pub const SLMP_TSN: [u16; 2] = [SLMP_TSN_0, SLMP_TSN_1];
+    pub const SLMP_TSN_0: u16 = 45238;
+    pub const SLMP_TSN_1: u16 = 45239;
 }
 
 /// conn.log `service` names of the UDP protocols confirmed here: Zeek's own where it has one
@@ -141,6 +174,9 @@ pub struct OtAnalyzers {
     ptp: OtLog<cclink_ie::PtpKey>,
     /// Bits of the service names in [`crate::flow::SERVICE_NAMES`], found once.
     service_bits: [(u64, &'static str); 5],
+    /// No window of any log closes before this time: [`OtAnalyzers::advance`] runs per
+    /// packet and has nothing to do before it.
+    due: Ts,
     stats: Arc<Stats>,
 }
 
@@ -177,6 +213,7 @@ impl OtAnalyzers {
                 service::SSDP,
             ]
             .map(|n| (service_bit(n), n)),
+            due: NEVER,
             stats,
         }
     }
@@ -196,8 +233,25 @@ impl OtAnalyzers {
         }
     }
 
-    /// Every decoded frame: the logs that need no connection.
+    /// Every decoded frame: the logs that need no connection. Most frames are nothing any
+    /// of these logs wants; they are turned away by EtherType or port before any work.
+    #[inline]
     pub fn on_frame(&mut self, f: &Decoded<'_>, out: &mut dyn RecordSink) {
+        let wanted = match f.payload {
+            Payload::NonIp { ethertype, .. } => matches!(
+                ethertype,
+                ports::ETH_ARP | ports::ETH_CCLINK_IE | ports::ETH_PTP
+            ),
+            Payload::Ip => f.layers().any(wanted_layer),
+            Payload::FragmentHeld => false,
+        };
+        if wanted {
+            self.read_frame(f, out);
+        }
+    }
+
+    #[inline(never)]
+    fn read_frame(&mut self, f: &Decoded<'_>, out: &mut dyn RecordSink) {
         let ts = f.ts;
         let (src_mac, dst_mac) = match f.macs {
             Some(m) => (Some(m.src), Some(m.dst)),
@@ -211,7 +265,7 @@ impl OtAnalyzers {
                 match ethertype {
                     ports::ETH_ARP => {
                         if let Some(k) = self.counted(arp::parse(payload)) {
-                            self.arp.add(k, ts, out);
+                            self.arp.add(k, ts, out, &mut self.due);
                         }
                     }
                     ports::ETH_CCLINK_IE => {
@@ -219,11 +273,11 @@ impl OtAnalyzers {
                         match cclink_ie::parse_frame(m.src, m.dst, payload) {
                             Ok(Some(cclink_ie::IeFrame::Ie(k))) => {
                                 Stats::inc(&self.stats.ot_messages);
-                                self.cclink_ie.add(k, ts, out);
+                                self.cclink_ie.add(k, ts, out, &mut self.due);
                             }
                             Ok(Some(cclink_ie::IeFrame::Tsn(k))) => {
                                 Stats::inc(&self.stats.ot_messages);
-                                self.tsn.add(k, ts, out);
+                                self.tsn.add(k, ts, out, &mut self.due);
                             }
                             Ok(None) => {}
                             Err(e) => {
@@ -234,7 +288,7 @@ impl OtAnalyzers {
                     ports::ETH_PTP => {
                         let Some(m) = macs else { return };
                         if let Some(k) = self.counted(cclink_ie::parse_ptp(m.src, m.dst, payload)) {
-                            self.ptp.add(k, ts, out);
+                            self.ptp.add(k, ts, out, &mut self.due);
                         }
                     }
                     _ => {}
@@ -249,22 +303,22 @@ impl OtAnalyzers {
                             let (sp, dp) = (u.src_port, u.dst_port);
                             if dp == ports::DHCP_SERVER {
                                 if let Some(k) = self.counted(dhcp::parse(src, p)) {
-                                    self.dhcp.add(k, ts, out);
+                                    self.dhcp.add(k, ts, out, &mut self.due);
                                 }
                             }
                             if dp == ports::NBNS {
                                 if let Some(k) = self.counted(nbns::parse(src, src_mac, p)) {
-                                    self.nbns.add(k, ts, out);
+                                    self.nbns.add(k, ts, out, &mut self.due);
                                 }
                             }
                             if dp == ports::NETBIOS_DGM {
                                 if let Some(k) = self.counted(browser::parse(src, src_mac, p)) {
-                                    self.browser.add(k, ts, out);
+                                    self.browser.add(k, ts, out, &mut self.due);
                                 }
                             }
                             if dp == ports::DHCPV6_SERVER {
                                 if let Some(k) = self.counted(dhcpv6::parse(src, src_mac, p)) {
-                                    self.dhcpv6.add(k, ts, out);
+                                    self.dhcpv6.add(k, ts, out, &mut self.due);
                                 }
                             }
                             if dp == ports::SSDP || sp == ports::SSDP {
@@ -274,7 +328,7 @@ impl OtAnalyzers {
                                     ssdp::Direction::FromPort
                                 };
                                 if let Some(k) = self.counted(ssdp::parse(src, src_mac, p, dir)) {
-                                    self.ssdp.add(k, ts, out);
+                                    self.ssdp.add(k, ts, out, &mut self.due);
                                 }
                             }
                         }
@@ -286,7 +340,7 @@ impl OtAnalyzers {
                                 i.payload,
                             );
                             if let Some(k) = self.counted(parsed) {
-                                self.ns.add(k, ts, out);
+                                self.ns.add(k, ts, out, &mut self.due);
                             }
                         }
                         _ => {}
@@ -298,10 +352,30 @@ impl OtAnalyzers {
     }
 
     /// A packet of a connection: the logs keyed by uid, and service confirmation.
+    #[inline]
     pub fn packet(&mut self, st: &mut AppState, v: &PacketView<'_, '_>, out: &mut dyn RecordSink) {
         if v.transport != Transport4::Udp {
             return;
         }
+        // Every port the reading below looks at, on either side.
+        let ours = |port: u16| {
+            matches!(
+                port,
+                ports::CCLINK_IEF_BASIC
+                    | ports::NETBIOS_DGM
+                    | ports::DHCPV6_SERVER
+                    | ports::SSDP
+                    | ports::SLMP_TSN_0
+                    | ports::SLMP_TSN_1
+            )
+        };
+        if ours(v.orig.1) || ours(v.resp.1) {
+            self.udp_packet(st, v, out);
+        }
+    }
+
+    #[inline(never)]
+    fn udp_packet(&mut self, st: &mut AppState, v: &PacketView<'_, '_>, out: &mut dyn RecordSink) {
         let p = v.payload();
         let on = |port: u16| v.orig.1 == port || v.resp.1 == port;
         let [basic, slmp, browser, dhcpv6, ssdp] = self.service_bits;
@@ -313,13 +387,13 @@ impl OtAnalyzers {
         if on(ports::CCLINK_IEF_BASIC) {
             if let Some(k) = self.counted(cclink_basic::parse(v, p)) {
                 confirm(st, basic);
-                self.cclink_basic.add(k, v.ts, out);
+                self.cclink_basic.add(k, v.ts, out, &mut self.due);
             }
         }
         if ports::SLMP_TSN.iter().any(|&port| on(port)) {
             if let Some(k) = self.counted(cclink_ie::parse_slmp(v, p)) {
                 confirm(st, slmp);
-                self.slmp.add(k, v.ts, out);
+                self.slmp.add(k, v.ts, out, &mut self.due);
             }
         }
         // The logs themselves were fed by on_frame; here only the service is confirmed, once.
@@ -346,6 +420,14 @@ impl OtAnalyzers {
 
     /// Packet time moved on: windows that ended are written.
     pub fn advance(&mut self, now: Ts, out: &mut dyn RecordSink) {
+        if now < self.due {
+            return;
+        }
+        self.advance_all(now, out);
+    }
+
+    #[cold]
+    fn advance_all(&mut self, now: Ts, out: &mut dyn RecordSink) {
         self.arp.advance(now, out);
         self.ns.advance(now, out);
         self.dhcp.advance(now, out);
@@ -358,6 +440,28 @@ impl OtAnalyzers {
         self.cclink_ie.advance(now, out);
         self.tsn.advance(now, out);
         self.ptp.advance(now, out);
+        self.due = self.next_close();
+    }
+
+    /// The earliest time any open window closes.
+    fn next_close(&self) -> Ts {
+        [
+            self.arp.next_close(),
+            self.ns.next_close(),
+            self.dhcp.next_close(),
+            self.nbns.next_close(),
+            self.browser.next_close(),
+            self.dhcpv6.next_close(),
+            self.ssdp.next_close(),
+            self.cclink_basic.next_close(),
+            self.slmp.next_close(),
+            self.cclink_ie.next_close(),
+            self.tsn.next_close(),
+            self.ptp.next_close(),
+        ]
+        .into_iter()
+        .min()
+        .unwrap_or(NEVER)
     }
 
     /// End of input: every open window is written.
@@ -374,6 +478,7 @@ impl OtAnalyzers {
         self.cclink_ie.finish(out);
         self.tsn.finish(out);
         self.ptp.finish(out);
+        self.due = NEVER;
     }
 }
 

@@ -73,10 +73,16 @@ fn http_port(p: u16) -> bool {
 }
 
 /// Inspects one payload packet of a connection and attaches or confirms what it finds.
+#[inline]
 pub fn detect(st: &mut AppState, v: &PacketView<'_, '_>, stats: &Stats) {
-    if st.detect.done {
-        return;
+    // Most packets belong to connections whose detection is over.
+    if !st.detect.done {
+        probe(st, v, stats);
     }
+}
+
+#[inline(never)]
+fn probe(st: &mut AppState, v: &PacketView<'_, '_>, stats: &Stats) {
     let d = &mut st.detect;
     let probes = if v.is_orig {
         &mut d.orig_probes
@@ -227,7 +233,7 @@ fn tcp_evidence(st: &mut AppState, is_orig: bool, resp_p: u16, p: &[u8], stats: 
         {
             d.seen |= POP3_CMD;
         }
-        if let Some(sp) = line.iter().position(|&b| b == b' ') {
+        if let Some(sp) = memchr::memchr(b' ', line) {
             let cmd = &line[sp + 1..];
             if starts_with_ci(cmd, b"CAPABILITY")
                 || starts_with_ci(cmd, b"LOGIN ")

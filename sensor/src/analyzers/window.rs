@@ -105,6 +105,12 @@ impl<K: Hash + Eq + Clone> WindowTable<K> {
         Some((key, agg))
     }
 
+    /// When the oldest open window closes (`None`: none is open). Until then
+    /// [`WindowTable::pop_expired`] has nothing to return.
+    pub fn next_close(&self) -> Option<Ts> {
+        self.order.front().map(|&(_, first)| first.plus(self.span))
+    }
+
     pub fn len(&self) -> usize {
         self.open.len()
     }

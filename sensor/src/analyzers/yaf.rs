@@ -506,8 +506,15 @@ impl YafTable {
     }
 
     /// Packet time moved to `now`: flows idle for longer than the idle timeout end.
+    #[inline]
     pub fn advance(&mut self, now: Ts, out: &mut impl FnMut(YafRecord)) {
-        self.expire(now.0.div_euclid(1000), out);
+        let ms = now.0.div_euclid(1000);
+        if self.tail == NIL {
+            // No flow to end (the common case: these protocols are rare); only the clock.
+            self.now_ms = self.now_ms.max(ms);
+            return;
+        }
+        self.expire(ms, out);
     }
 
     fn expire(&mut self, ms: i64, out: &mut impl FnMut(YafRecord)) {

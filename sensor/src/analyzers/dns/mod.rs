@@ -123,10 +123,10 @@ impl ZeekRecord for DnsRecord {
             row.unset();
             row.unset();
         } else {
-            row.string_list(Some(t.answers().iter().map(|a| &a[..])));
+            row.string_list(Some(t.answers().iter().map(|(text, _)| text)));
             let mut ttls = [Span(0); wire::MAX_ANSWERS];
-            let n = t.ttls().len().min(ttls.len());
-            for (slot, &ttl) in ttls.iter_mut().zip(t.ttls()) {
+            let n = t.answers().len().min(ttls.len());
+            for (slot, (_, ttl)) in ttls.iter_mut().zip(t.answers().iter()) {
                 *slot = Span::from_secs(ttl.into());
             }
             row.interval_list(Some(&ttls[..n]));

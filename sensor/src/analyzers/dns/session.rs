@@ -45,12 +45,74 @@ impl ConnCtx {
     }
 }
 
-/// Rendered answers of a record and their TTLs (boxed: most records waiting for a reply
-/// have none, and waiting records are what a connection holds).
+/// Rendered answers of a record and their TTLs, in one allocation however many answers
+/// (none at all for records without answers, and one pointer in the record): the answer
+/// count (2 bytes), then per answer its TTL and its text length (4 bytes each), then the
+/// text; numbers in native byte order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Answers {
-    pub texts: Vec<Box<[u8]>>,
-    pub ttls: Vec<u32>,
+pub struct Answers(Option<Box<[u8]>>);
+
+impl Answers {
+    pub fn len(&self) -> usize {
+        self.0
+            .as_deref()
+            .and_then(|b| b.first_chunk::<2>())
+            .map_or(0, |c| usize::from(u16::from_ne_bytes(*c)))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The encoded answers after the count.
+    fn entries(&self) -> &[u8] {
+        self.0
+            .as_deref()
+            .map_or(&[], |b| b.get(2..).unwrap_or_default())
+    }
+
+    /// Each answer's text and TTL (seconds), in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], u32)> + '_ {
+        let mut rest = self.entries();
+        std::iter::from_fn(move || {
+            let (head, tail) = rest.split_first_chunk::<8>()?;
+            let ttl = u32::from_ne_bytes([head[0], head[1], head[2], head[3]]);
+            let len = u32::from_ne_bytes([head[4], head[5], head[6], head[7]]) as usize;
+            let (text, tail) = tail.split_at(len.min(tail.len()));
+            rest = tail;
+            Some((text, ttl))
+        })
+    }
+
+    /// Appends the non-empty answers of `new` (text, TTL) while fewer than
+    /// [`MAX_ANSWERS`] are kept.
+    fn extend<'a, I>(&mut self, new: I)
+    where
+        I: Iterator<Item = (&'a [u8], u32)> + Clone,
+    {
+        let have = self.len();
+        let new = new
+            .filter(|(text, _)| !text.is_empty())
+            .take(MAX_ANSWERS.saturating_sub(have));
+        let (n, bytes) = new
+            .clone()
+            .fold((0, 0), |(n, b), (text, _)| (n + 1, b + 8 + text.len()));
+        if n == 0 {
+            return;
+        }
+        let old = self.entries();
+        let mut buf = Vec::with_capacity(2 + old.len() + bytes);
+        let count = u16::try_from(have + n).unwrap_or(u16::MAX);
+        buf.extend_from_slice(&count.to_ne_bytes());
+        buf.extend_from_slice(old);
+        for (text, ttl) in new {
+            buf.extend_from_slice(&ttl.to_ne_bytes());
+            let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
+            buf.extend_from_slice(&len.to_ne_bytes());
+            buf.extend_from_slice(text);
+        }
+        self.0 = Some(buf.into_boxed_slice());
+    }
 }
 
 /// One DNS transaction being built (Zeek's `DNS::Info` without the connection's columns),
@@ -71,7 +133,7 @@ pub struct Txn {
     pub ra: bool,
     pub z: u8,
     pub rejected: bool,
-    answers: Option<Box<Answers>>,
+    answers: Answers,
     saw_query: bool,
     saw_reply: bool,
 }
@@ -92,7 +154,7 @@ impl Txn {
             ra: false,
             z: 0,
             rejected: false,
-            answers: None,
+            answers: Answers::default(),
             saw_query: false,
             saw_reply: false,
         }
@@ -102,14 +164,9 @@ impl Txn {
         self.rtt.map(|r| Span(r.get()))
     }
 
-    /// Rendered answers (empty: the column is unset).
-    pub fn answers(&self) -> &[Box<[u8]>] {
-        self.answers.as_deref().map_or(&[], |a| &a.texts)
-    }
-
-    /// TTLs of the answers, in seconds.
-    pub fn ttls(&self) -> &[u32] {
-        self.answers.as_deref().map_or(&[], |a| &a.ttls)
+    /// Rendered answers and their TTLs (empty: the columns are unset).
+    pub fn answers(&self) -> &Answers {
+        &self.answers
     }
 
     /// The columns of a row but `ts` (and the pairing flags, which are not columns).
@@ -120,7 +177,7 @@ impl Txn {
             &self.query,
             (self.qclass, self.qtype, self.rcode),
             (self.aa, self.tc, self.rd, self.ra, self.z, self.rejected),
-            (self.answers(), self.ttls()),
+            &self.answers,
         )
     }
 }
@@ -299,6 +356,8 @@ impl Sessions {
             for r in &p.replies {
                 reply(&mut txn, ts, p, r, h.opcode);
             }
+            txn.answers
+                .extend(p.replies.iter().map(|r| (p.str(&r.text), r.ttl)));
         }
         if is_query {
             txn.saw_query = true;
@@ -360,7 +419,8 @@ fn request(info: &mut Txn, conn: ConnCtx, p: &Parsed) {
     info.query = Some(clip(decoded.as_deref().unwrap_or(name)));
 }
 
-/// Zeek's `DNS::do_reply` for one record of a reply.
+/// Zeek's `DNS::do_reply` for one record of a reply (its answer text is added with the
+/// others after the loop, [`Answers::extend`]).
 fn reply(info: &mut Txn, ts: Ts, p: &Parsed, r: &super::wire::Reply, opcode: u8) {
     debug_assert!(r.section != Section::Update || opcode == OPCODE_UPDATE);
     if info.query.is_none() {
@@ -371,14 +431,6 @@ fn reply(info: &mut Txn, ts: Ts, p: &Parsed, r: &super::wire::Reply, opcode: u8)
     if info.rtt.is_none() {
         // A zero rtt means the reply created the record: there is no query to measure from.
         info.rtt = NonZeroI64::new(ts.since(info.ts).0);
-    }
-    let text = p.str(&r.text);
-    if !text.is_empty() {
-        let a = info.answers.get_or_insert_with(Default::default);
-        if a.texts.len() < MAX_ANSWERS {
-            a.texts.push(text.into());
-            a.ttls.push(r.ttl);
-        }
     }
 }
 
@@ -432,9 +484,8 @@ mod tests {
         assert_eq!(r.rtt(), Some(Span(400)));
         assert_eq!(r.query.as_deref(), Some(&b"a.example"[..]));
         assert_eq!((r.qtype, r.qclass, r.rcode), (Some(1), Some(1), Some(0)));
-        assert_eq!(r.answers().len(), 2);
-        assert_eq!(&*r.answers()[1], b"192.0.2.1");
-        assert_eq!(r.ttls(), [60, 60]);
+        let answers: Vec<(&[u8], u32)> = r.answers().iter().collect();
+        assert_eq!(answers, [(&b"192.0.2.0"[..], 60), (&b"192.0.2.1"[..], 60)]);
         assert!(r.rd && r.ra && !r.aa);
     }
 

@@ -11,7 +11,7 @@
 //! (`dns_skip_all_auth`/`dns_skip_all_addl`).
 
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::Ipv6Addr;
 use std::ops::Range;
 
 use super::names::qtype_name;
@@ -480,13 +480,13 @@ fn render(r: &Rdata, p: &mut Parsed) -> Outcome {
                 return bad(p);
             }
             let b = r.bytes();
-            let a = Ipv4Addr::new(b[0], b[1], b[2], b[3]);
+            let a = [b[0], b[1], b[2], b[3]];
             if r.update {
                 p.text.extend_from_slice(b"A ");
                 own(r, p);
                 p.text.push(b' ');
             }
-            let _ = write!(Text(&mut p.text), "{a}");
+            push_ipv4(&mut p.text, a);
             Outcome::Reply(true)
         }
         // AAAA, A6: sixteen address bytes (Zeek reads them even from a shorter RDATA).
@@ -773,6 +773,23 @@ fn render_delete(r: &Rdata, class: u16, text: &mut Vec<u8>) -> bool {
 }
 
 /// `fmt::Write` into a byte buffer.
+/// Dotted-quad text of an IPv4 address (what `Ipv4Addr`'s `Display` writes), without the
+/// formatting machinery: A records are most of the answers.
+fn push_ipv4(out: &mut Vec<u8>, a: [u8; 4]) {
+    for (i, o) in a.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        if o >= 100 {
+            out.push(b'0' + o / 100);
+        }
+        if o >= 10 {
+            out.push(b'0' + o / 10 % 10);
+        }
+        out.push(b'0' + o % 10);
+    }
+}
+
 struct Text<'a>(&'a mut Vec<u8>);
 
 impl std::fmt::Write for Text<'_> {

@@ -150,15 +150,27 @@ struct Message {
 /// Longest multipart boundary kept (RFC 2046 allows 70 characters).
 const MAX_BOUNDARY: usize = 256;
 
+/// The header buffer of the message a new one replaces, emptied: one buffer per direction
+/// serves every message of a connection.
+fn reuse_header(old: Option<Message>) -> Vec<u8> {
+    let mut header = old.map(|m| m.header).unwrap_or_default();
+    header.clear();
+    header
+}
+
 impl Message {
     fn new(is_orig: bool, expect_body: BodyExpect) -> Message {
+        Message::with_header(is_orig, expect_body, Vec::new())
+    }
+
+    fn with_header(is_orig: bool, expect_body: BodyExpect, header: Vec<u8>) -> Message {
         Message {
             is_orig,
             expect_body,
             in_header: true,
             end_of_data: false,
             finished: false,
-            header: Vec::new(),
+            header,
             headers: 0,
             content_length: None,
             range_length: None,
@@ -298,7 +310,7 @@ impl HttpParser {
                 data = &data[n..];
                 continue;
             }
-            let eol = data.iter().position(|&b| b == b'\n' || b == b'\r');
+            let eol = memchr::memchr2(b'\n', b'\r', data);
             let room = MAX_LINE - l.buf.len();
             match eol {
                 Some(i) if i <= room => {
@@ -505,7 +517,8 @@ impl HttpParser {
                 if self.request.as_ref().is_some_and(|m| !m.finished) {
                     ev.weird("HTTP_overlapping_messages");
                 }
-                self.request = Some(Message::new(true, BodyExpect::Maybe));
+                let header = reuse_header(self.request.take());
+                self.request = Some(Message::with_header(true, BodyExpect::Maybe, header));
                 if self.f.request_version == Version::V09 {
                     self.reply_state = ReplyState::Http09;
                 }
@@ -540,7 +553,9 @@ impl HttpParser {
                 if self.reply.as_ref().is_some_and(|m| !m.finished) {
                     ev.weird("HTTP_overlapping_messages");
                 }
-                self.reply = Some(Message::new(false, self.expect_reply_body()));
+                let header = reuse_header(self.reply.take());
+                let expect = self.expect_reply_body();
+                self.reply = Some(Message::with_header(false, expect, header));
             }
             None => {
                 if !line.is_empty() {
@@ -1002,11 +1017,12 @@ fn finish_header(m: &mut Message, f: &mut Flags, ev: &mut impl HttpEvents) {
         if m.headers == MAX_HEADERS + 1 {
             ev.weird("HTTP_too_many_headers");
         }
-    } else if let Some(colon) = h.iter().position(|&c| c == b':') {
+    } else if let Some(colon) = memchr::memchr(b':', &h) {
         let name = h[..colon].trim_ascii_end();
         let value = &h[skip_ws(&h, colon + 1)..];
-        entity_header(m, name, value, f, ev);
-        analyzer_header(m.is_orig, name, value, f);
+        let token = value_token(value);
+        entity_header(m, name, value, token, f, ev);
+        analyzer_header(m.is_orig, name, token, f);
         ev.header(m.is_orig, name, value);
     } else {
         ev.weird("HTTP_header_without_colon");
@@ -1016,8 +1032,15 @@ fn finish_header(m: &mut Message, f: &mut Flags, ev: &mut impl HttpEvents) {
 }
 
 /// What headers mean for the entity (its body framing and encoding).
-fn entity_header(m: &mut Message, name: &[u8], value: &[u8], f: &Flags, ev: &mut impl HttpEvents) {
-    let token = value_token(value);
+/// `token` is the value's first token ([`value_token`]).
+fn entity_header(
+    m: &mut Message,
+    name: &[u8],
+    value: &[u8],
+    token: &[u8],
+    f: &Flags,
+    ev: &mut impl HttpEvents,
+) {
     if name.eq_ignore_ascii_case(b"content-length") {
         if !token.is_empty() {
             let n = leading_number(token, 10)
@@ -1116,8 +1139,7 @@ fn content_range(m: &mut Message, value: &[u8], ev: &mut impl HttpEvents) {
 }
 
 /// What headers mean for the connection (persistence, upgrades).
-fn analyzer_header(is_orig: bool, name: &[u8], value: &[u8], f: &mut Flags) {
-    let token = value_token(value);
+fn analyzer_header(is_orig: bool, name: &[u8], token: &[u8], f: &mut Flags) {
     if name.eq_ignore_ascii_case(b"connection") {
         if is_orig {
             if token.eq_ignore_ascii_case(b"keep-alive") {

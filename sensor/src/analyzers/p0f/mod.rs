@@ -135,10 +135,23 @@ pub const MAX_HANDSHAKES: usize = 4096;
 /// A SYN+ACK later than this after its SYN is not paired with it (p0f's `-t` default).
 const HANDSHAKE_SECS: i64 = 30;
 
+/// The two endpoints of a handshake in a fixed order, so that both directions of a
+/// connection find the one entry (a new SYN replaces the entry of either direction).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Key {
-    cli: (IpAddr, u16),
-    srv: (IpAddr, u16),
+    lo: (IpAddr, u16),
+    hi: (IpAddr, u16),
+}
+
+impl Key {
+    /// The key of the handshake from `cli` to `srv`, and whether `cli` is its `lo` end.
+    fn of(cli: (IpAddr, u16), srv: (IpAddr, u16)) -> (Key, bool) {
+        if cli <= srv {
+            (Key { lo: cli, hi: srv }, true)
+        } else {
+            (Key { lo: srv, hi: cli }, false)
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -148,6 +161,8 @@ struct Handshake {
     seq: u32,
     syn_mss: u16,
     macs: MacPair,
+    /// The client (the SYN's sender) is the key's `lo` end.
+    cli_lo: bool,
     acked: bool,
     /// Position in the age queue (entries are found there by generation).
     gen: u64,
@@ -162,7 +177,6 @@ pub struct P0f {
     /// Recent signatures and what they matched: a network has few distinct stacks, and the
     /// database scan is the costly part of a SYN.
     cache: Vec<Option<(CacheKey, Option<matcher::Match>)>>,
-    cache_hasher: hashbrown::DefaultHashBuilder,
     table: hashbrown::HashMap<Key, Handshake>,
     /// Keys in the order their entries were created; stale positions are skipped.
     ages: VecDeque<(Key, u64)>,
@@ -176,7 +190,6 @@ impl P0f {
             os_names: db.labels.iter().map(|l| Arc::from(l.os_text())).collect(),
             unknown: Arc::from("???"),
             cache: vec![None; MATCH_CACHE],
-            cache_hasher: hashbrown::DefaultHashBuilder::default(),
             db,
             table: hashbrown::HashMap::with_capacity(MAX_HANDSHAKES),
             ages: VecDeque::with_capacity(2 * MAX_HANDSHAKES),
@@ -186,26 +199,40 @@ impl P0f {
     }
 
     /// Looks at the innermost TCP segment of a frame; a SYN or SYN+ACK yields a record.
+    /// Only SYN, SYN+ACK, FIN and RST segments mean anything here; the rest (nearly every
+    /// packet) leave after a flag test.
+    #[inline]
     pub fn on_frame(&mut self, frame: &Decoded<'_>) -> Option<P0fRecord> {
         let layer = frame.innermost()?;
         let Transport::Tcp(seg) = &layer.transport else {
             return None;
         };
+        if seg.flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) == 0 {
+            return None;
+        }
+        self.handshake_segment(frame, layer, seg)
+    }
+
+    #[inline(never)]
+    fn handshake_segment(
+        &mut self,
+        frame: &Decoded<'_>,
+        layer: &crate::decode::IpLayer<'_>,
+        seg: &crate::decode::TcpSegment<'_>,
+    ) -> Option<P0fRecord> {
         let kind = seg.flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::FIN | tcp_flags::RST);
         let src = (layer.src, seg.src_port);
         let dst = (layer.dst, seg.dst_port);
         match kind {
             tcp_flags::SYN => {
-                let key = Key { cli: src, srv: dst };
-                let rev = Key { cli: dst, srv: src };
+                let (key, cli_lo) = Key::of(src, dst);
                 if let Some(h) = self.table.get(&key) {
-                    if !self.expired(h, frame.ts) && h.seq == seg.seq {
+                    if h.cli_lo == cli_lo && !self.expired(h, frame.ts) && h.seq == seg.seq {
                         // A retransmitted SYN: p0f fingerprints a handshake once.
                         return None;
                     }
+                    self.table.remove(&key);
                 }
-                self.table.remove(&key);
-                self.table.remove(&rev);
                 let s = self.signature(layer, seg)?;
                 let m = self.find(&s, false, 0);
                 let non_os = m.is_some_and(|m| self.db.labels[m.label].class.is_none());
@@ -218,6 +245,7 @@ impl P0f {
                             seq: seg.seq,
                             syn_mss: s.mss,
                             macs: frame.macs.unwrap_or_default(),
+                            cli_lo,
                             acked: false,
                             gen: 0,
                         },
@@ -236,18 +264,18 @@ impl P0f {
                 ))
             }
             k if k == tcp_flags::SYN | tcp_flags::ACK => {
-                let key = Key { cli: dst, srv: src };
-                let h = *self.table.get(&key)?;
-                if self.expired(&h, frame.ts) {
+                let (key, cli_lo) = Key::of(dst, src);
+                let now = frame.ts;
+                let e = self.table.get_mut(&key).filter(|e| e.cli_lo == cli_lo)?;
+                if now.0 - e.started.0 > HANDSHAKE_SECS * 1_000_000 {
                     self.table.remove(&key);
                     return None;
                 }
-                if h.acked {
+                if e.acked {
                     return None;
                 }
-                if let Some(e) = self.table.get_mut(&key) {
-                    e.acked = true;
-                }
+                e.acked = true;
+                let h = *e;
                 let s = self.signature(layer, seg)?;
                 let m = self.find(&s, true, h.syn_mss);
                 Stats::inc(&self.stats.p0f_syn_ack);
@@ -264,8 +292,7 @@ impl P0f {
             }
             _ => {
                 if kind & (tcp_flags::FIN | tcp_flags::RST) != 0 && !self.table.is_empty() {
-                    self.table.remove(&Key { cli: src, srv: dst });
-                    self.table.remove(&Key { cli: dst, srv: src });
+                    self.table.remove(&Key::of(src, dst).0);
                 }
                 None
             }
@@ -283,8 +310,7 @@ impl P0f {
             response,
             syn_mss,
         };
-        let slot =
-            (std::hash::BuildHasher::hash_one(&self.cache_hasher, key) as usize) % MATCH_CACHE;
+        let slot = cache_slot(&key);
         if let Some((k, m)) = &self.cache[slot] {
             if *k == key {
                 return *m;
@@ -369,6 +395,33 @@ impl P0f {
         self.table.insert(key, h);
         self.ages.push_back((key, h.gen));
     }
+}
+
+/// The cache slot of a signature: a multiplicative hash of the fields that tell stacks
+/// apart (equal keys are checked in full on a hit, so collisions only cost a lookup).
+fn cache_slot(k: &CacheKey) -> usize {
+    let s = &k.sig;
+    let mut kinds = 0u64;
+    for (i, &kind) in s.layout.kinds().iter().take(8).enumerate() {
+        kinds |= u64::from(kind) << (8 * i);
+    }
+    let fields = u64::from(s.win)
+        | u64::from(s.mss) << 16
+        | u64::from(s.ttl) << 32
+        | u64::from(s.wscale) << 40
+        | u64::from(s.olen) << 48
+        | u64::from(s.ver) << 56;
+    let more = u64::from(s.quirks)
+        | u64::from(k.syn_mss) << 32
+        | u64::from(s.tot_hdr) << 48
+        | u64::from(k.response) << 63
+        | u64::from(s.payload) << 62
+        | u64::from(s.ts1 != 0) << 61
+        | u64::from(s.eol_pad) << 53;
+    const M: u64 = 0x9e37_79b9_7f4a_7c15;
+    let h = (fields.wrapping_mul(M) ^ more).wrapping_mul(M) ^ kinds;
+    let h = h.wrapping_mul(M);
+    (h >> 32) as usize % MATCH_CACHE
 }
 
 #[cfg(test)]

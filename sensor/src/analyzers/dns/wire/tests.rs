@@ -506,3 +506,19 @@ fn random_and_mutated_messages_never_panic() {
         let _ = plausible(&msg, false);
     }
 }
+
+#[test]
+fn ipv4_text_is_what_display_writes() {
+    for o in 0..=255u8 {
+        for a in [
+            [o, 0, 9, 10],
+            [99, o, 100, 255],
+            [1, 22, o, 3],
+            [200, 7, 65, o],
+        ] {
+            let mut t = Vec::new();
+            push_ipv4(&mut t, a);
+            assert_eq!(t, std::net::Ipv4Addr::from(a).to_string().into_bytes());
+        }
+    }
+}
