@@ -60,68 +60,89 @@ pub(crate) fn clip(b: &[u8], n: usize) -> &[u8] {
 
 /// Running one's-complement sum (RFC 1071), fed in pieces that each start on an even offset of
 /// the checksummed data except possibly the last.
+///
+/// The sum is kept over native-endian words, so that bytes are summed as loaded, eight at a
+/// time; a sum of byte-swapped words is the byte-swapped sum (RFC 1071, 2.B), so [`fold`]
+/// swaps once at the end. Carries out of the top are added back in (end-around carry), which
+/// keeps the sum congruent modulo 0xffff and keeps a non-zero sum non-zero (one's-complement
+/// -0, not +0).
+///
+/// [`fold`]: Checksum::fold
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Checksum {
     acc: u64,
 }
 
 impl Checksum {
+    #[inline]
     pub(crate) fn new() -> Self {
         Checksum { acc: 0 }
     }
 
-    /// Adds a 16-bit word (used for pseudo-header fields).
-    pub(crate) fn add_u16(&mut self, v: u16) {
-        self.acc += u64::from(v);
+    #[inline]
+    fn add_native(&mut self, v: u64) {
+        let (s, carry) = self.acc.overflowing_add(v);
+        self.acc = s + u64::from(carry);
     }
 
+    /// Adds a 16-bit word (used for pseudo-header fields).
+    #[inline]
+    pub(crate) fn add_u16(&mut self, v: u16) {
+        self.add_native(u64::from(u16::from_ne_bytes(v.to_be_bytes())));
+    }
+
+    #[inline]
     pub(crate) fn add_u32(&mut self, v: u32) {
-        self.acc += u64::from(v >> 16) + u64::from(v & 0xffff);
+        self.add_native(u64::from(u32::from_ne_bytes(v.to_be_bytes())));
     }
 
     /// Adds bytes; an odd trailing byte is padded with zero, so only the last piece may be odd.
+    #[inline]
     pub(crate) fn add_bytes(&mut self, data: &[u8]) {
-        // The bulk is summed as native-endian 32-bit words: 2^16 = 1 modulo 0xffff, so a sum
-        // of 32-bit words folds to the sum of their 16-bit words, and a sum of byte-swapped
-        // words is the byte-swapped sum (RFC 1071, 2.B). No u64 overflow below 2^32 words.
-        let mut chunks = data.chunks_exact(4);
-        let mut native = 0u64;
-        for c in &mut chunks {
-            native += u64::from(u32::from_ne_bytes([c[0], c[1], c[2], c[3]]));
+        // 64-bit words go into a 128-bit accumulator: an add and an add-with-carry per 8 bytes,
+        // and no overflow for any slice.
+        let mut wide = 0u128;
+        let mut blocks = data.chunks_exact(32);
+        for block in &mut blocks {
+            for w in block.chunks_exact(8) {
+                wide += u128::from(u64::from_ne_bytes(w.try_into().unwrap_or([0; 8])));
+            }
         }
-        if native != 0 {
-            native = (native & 0xffff_ffff) + (native >> 32);
-            native = (native & 0xffff) + (native >> 16);
-            native = (native & 0xffff) + (native >> 16);
-            native = (native & 0xffff) + (native >> 16);
-            let native = native as u16;
-            self.acc += u64::from(if cfg!(target_endian = "little") {
-                native.swap_bytes()
-            } else {
-                native
-            });
+        let mut words = blocks.remainder().chunks_exact(8);
+        for w in &mut words {
+            wide += u128::from(u64::from_ne_bytes(w.try_into().unwrap_or([0; 8])));
         }
-        let rest = chunks.remainder();
-        let mut pairs = rest.chunks_exact(2);
-        for p in &mut pairs {
-            self.acc += u64::from(u16::from_be_bytes([p[0], p[1]]));
+        let mut rest = words.remainder();
+        if let [a, b, c, d, more @ ..] = rest {
+            wide += u128::from(u32::from_ne_bytes([*a, *b, *c, *d]));
+            rest = more;
         }
-        if let [last] = pairs.remainder() {
-            self.acc += u64::from(*last) << 8;
+        if let [a, b, more @ ..] = rest {
+            wide += u128::from(u16::from_ne_bytes([*a, *b]));
+            rest = more;
         }
+        if let [last] = rest {
+            wide += u128::from(u16::from_ne_bytes([*last, 0]));
+        }
+        self.add_native(wide as u64);
+        self.add_native((wide >> 64) as u64);
     }
 
     /// The folded 16-bit sum (not complemented): 0xffff means a correct checksum was included.
+    #[inline]
     pub(crate) fn fold(&self) -> u16 {
         let mut s = self.acc;
-        while s >> 16 != 0 {
-            s = (s & 0xffff) + (s >> 16);
-        }
-        s as u16
+        s = (s & 0xffff_ffff) + (s >> 32);
+        s = (s & 0xffff) + (s >> 16);
+        s = (s & 0xffff) + (s >> 16);
+        s = (s & 0xffff) + (s >> 16);
+        let native = s as u16;
+        u16::from_be_bytes(native.to_ne_bytes())
     }
 }
 
 /// True when `data`, which includes its own checksum field, sums to all ones.
+#[inline]
 pub(crate) fn verifies(data: &[u8]) -> bool {
     let mut c = Checksum::new();
     c.add_bytes(data);

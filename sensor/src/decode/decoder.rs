@@ -248,8 +248,8 @@ impl<'a> Ctx<'a, '_> {
         };
         Stats::inc(&self.stats.fragments_seen);
         let key = FragKey {
-            src: h.src,
-            dst: h.dst,
+            src: h.src.ip(),
+            dst: h.dst.ip(),
             id: fi.id,
             proto: if h.v6 { 0 } else { h.proto },
         };
@@ -304,7 +304,10 @@ impl<'a> Ctx<'a, '_> {
         }
     }
 
+    // Inlined so that the header parsed by the caller stays in registers instead of being
+    // stored to the stack to be passed by reference.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn layer(
         &self,
         h: &IpHeader<'a>,
@@ -325,8 +328,8 @@ impl<'a> Ctx<'a, '_> {
             Stats::inc(&self.stats.bad_checksums);
         }
         *slot = Some(IpLayer {
-            src: h.src,
-            dst: h.dst,
+            src: h.src.ip(),
+            dst: h.dst.ip(),
             proto,
             ip_len,
             ttl: h.ttl,
