@@ -61,9 +61,9 @@ pub(crate) fn clip(b: &[u8], n: usize) -> &[u8] {
 /// Running one's-complement sum (RFC 1071), fed in pieces that each start on an even offset of
 /// the checksummed data except possibly the last.
 ///
-/// The sum is kept over native-endian words, so that bytes are summed as loaded, eight at a
-/// time; a sum of byte-swapped words is the byte-swapped sum (RFC 1071, 2.B), so [`fold`]
-/// swaps once at the end. Carries out of the top are added back in (end-around carry), which
+/// The sum is kept over little-endian words, so that bytes are summed as loaded, eight at a
+/// time, on the little-endian machines we run on; a sum of byte-swapped words is the
+/// byte-swapped sum (RFC 1071, 2.B), so [`fold`] swaps once at the end. Carries out of the top are added back in (end-around carry), which
 /// keeps the sum congruent modulo 0xffff and keeps a non-zero sum non-zero (one's-complement
 /// -0, not +0).
 ///
@@ -80,7 +80,7 @@ impl Checksum {
     }
 
     #[inline]
-    fn add_native(&mut self, v: u64) {
+    fn add_le(&mut self, v: u64) {
         let (s, carry) = self.acc.overflowing_add(v);
         self.acc = s + u64::from(carry);
     }
@@ -88,44 +88,18 @@ impl Checksum {
     /// Adds a 16-bit word (used for pseudo-header fields).
     #[inline]
     pub(crate) fn add_u16(&mut self, v: u16) {
-        self.add_native(u64::from(u16::from_ne_bytes(v.to_be_bytes())));
+        self.add_le(u64::from(v.swap_bytes()));
     }
 
     #[inline]
     pub(crate) fn add_u32(&mut self, v: u32) {
-        self.add_native(u64::from(u32::from_ne_bytes(v.to_be_bytes())));
+        self.add_le(u64::from(v.swap_bytes()));
     }
 
     /// Adds bytes; an odd trailing byte is padded with zero, so only the last piece may be odd.
     #[inline]
     pub(crate) fn add_bytes(&mut self, data: &[u8]) {
-        // 64-bit words go into a 128-bit accumulator: an add and an add-with-carry per 8 bytes,
-        // and no overflow for any slice.
-        let mut wide = 0u128;
-        let mut blocks = data.chunks_exact(32);
-        for block in &mut blocks {
-            for w in block.chunks_exact(8) {
-                wide += u128::from(u64::from_ne_bytes(w.try_into().unwrap_or([0; 8])));
-            }
-        }
-        let mut words = blocks.remainder().chunks_exact(8);
-        for w in &mut words {
-            wide += u128::from(u64::from_ne_bytes(w.try_into().unwrap_or([0; 8])));
-        }
-        let mut rest = words.remainder();
-        if let [a, b, c, d, more @ ..] = rest {
-            wide += u128::from(u32::from_ne_bytes([*a, *b, *c, *d]));
-            rest = more;
-        }
-        if let [a, b, more @ ..] = rest {
-            wide += u128::from(u16::from_ne_bytes([*a, *b]));
-            rest = more;
-        }
-        if let [last] = rest {
-            wide += u128::from(u16::from_ne_bytes([*last, 0]));
-        }
-        self.add_native(wide as u64);
-        self.add_native((wide >> 64) as u64);
+        self.add_le(le_sum(data));
     }
 
     /// The folded 16-bit sum (not complemented): 0xffff means a correct checksum was included.
@@ -136,16 +110,67 @@ impl Checksum {
         s = (s & 0xffff) + (s >> 16);
         s = (s & 0xffff) + (s >> 16);
         s = (s & 0xffff) + (s >> 16);
-        let native = s as u16;
-        u16::from_be_bytes(native.to_ne_bytes())
+        (s as u16).swap_bytes()
     }
 }
 
+/// The end-around-carry sum of `data` as little-endian 16-bit words (an odd last byte padded
+/// with zero).
+fn le_sum(data: &[u8]) -> u64 {
+    // 64-bit words go into a 128-bit accumulator: an add and an add-with-carry per 8 bytes,
+    // and no overflow for any slice.
+    let word = |w: &[u8]| u128::from(u64::from_le_bytes(w.try_into().unwrap_or([0; 8])));
+    let mut wide = 0u128;
+    let mut blocks = data.chunks_exact(32);
+    for block in &mut blocks {
+        for w in block.chunks_exact(8) {
+            wide += word(w);
+        }
+    }
+    let mut words = blocks.remainder().chunks_exact(8);
+    for w in &mut words {
+        wide += word(w);
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        match data.len().checked_sub(8).and_then(|at| data.get(at..)) {
+            // The last eight bytes shifted down to the ones not summed yet. Those start at a
+            // multiple of 8 and land in lane 0, so each keeps the parity of its 16-bit lane.
+            Some(last) => wide += word(last) >> (8 * (8 - rest.len())),
+            None => {
+                let mut padded = [0u8; 8];
+                for (p, b) in padded.iter_mut().zip(rest) {
+                    *p = *b;
+                }
+                wide += word(&padded);
+            }
+        }
+    }
+    let (s, carry) = (wide as u64).overflowing_add((wide >> 64) as u64);
+    s + u64::from(carry)
+}
+
 /// True when `data`, which includes its own checksum field, sums to all ones.
-#[inline]
 pub(crate) fn verifies(data: &[u8]) -> bool {
     let mut c = Checksum::new();
     c.add_bytes(data);
+    c.fold() == 0xffff
+}
+
+/// [`verifies`] for a header of a length known at compile time: five straight adds for an
+/// IPv4 header without options.
+#[inline(always)]
+pub(crate) fn verifies_fixed<const N: usize>(data: &[u8; N]) -> bool {
+    let mut c = Checksum::new();
+    let mut words = data.chunks_exact(4);
+    let mut sum = 0u64;
+    for w in &mut words {
+        sum += u64::from(u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    c.add_le(sum);
+    if !words.remainder().is_empty() {
+        c.add_bytes(words.remainder());
+    }
     c.fold() == 0xffff
 }
 

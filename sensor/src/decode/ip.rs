@@ -8,7 +8,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::bytes::{be16, be32, clip, tail, u8_at, verifies, Checksum};
+use super::bytes::{be16, be32, clip, tail, u8_at, verifies, verifies_fixed, Checksum};
 use super::{DropReason, IcmpMessage, TcpSegment, Transport, UdpDatagram};
 
 /// IP protocol numbers the decoder acts on.
@@ -137,7 +137,7 @@ fn parse_v4(b: &[u8], wire: usize, verify: bool) -> Result<IpHeader<'_>, DropRea
     }
     // Nearly every header is 20 bytes: with the length known the sum is five straight adds.
     let hdr_ok = |hdr: &[u8]| match <&[u8; 20]>::try_from(hdr) {
-        Ok(fixed) => verifies(fixed),
+        Ok(fixed) => verifies_fixed(fixed),
         Err(_) => verifies(hdr),
     };
     if verify && !hdr_ok(hdr) {

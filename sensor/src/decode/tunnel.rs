@@ -38,6 +38,16 @@ pub(crate) struct Tunnel<'a> {
     pub missing: usize,
 }
 
+/// False for IP protocols that never carry a tunnel (TCP, ICMP, ...): the decoder skips
+/// [`detect`] for them.
+#[inline]
+pub(crate) fn may_carry(ip_proto: u8) -> bool {
+    matches!(
+        ip_proto,
+        proto::IPIP | proto::IPV6 | proto::GRE | proto::UDP
+    )
+}
+
 /// Looks for a tunnel in a layer's transport. `missing` is how many bytes of the IP payload
 /// were cut off by the capture.
 #[inline]
