@@ -102,8 +102,18 @@ impl Checksum {
         self.add_le(le_sum(data));
     }
 
-    /// The folded 16-bit sum (not complemented): 0xffff means a correct checksum was included.
+    /// True when the data summed included a correct checksum: the folded sum is all ones,
+    /// which is the sum being a non-zero multiple of 0xffff (the byte order does not matter:
+    /// a byte swap multiplies by 256 modulo 0xffff). A division by a constant is cheaper than
+    /// the fold.
     #[inline]
+    pub(crate) fn is_all_ones(&self) -> bool {
+        self.acc != 0 && self.acc.is_multiple_of(0xffff)
+    }
+
+    /// The folded 16-bit sum (not complemented): 0xffff means a correct checksum was included.
+    /// Only the test helpers that fill in checksums need the value.
+    #[cfg(test)]
     pub(crate) fn fold(&self) -> u16 {
         let mut s = self.acc;
         s = (s & 0xffff_ffff) + (s >> 32);
@@ -154,7 +164,7 @@ fn le_sum(data: &[u8]) -> u64 {
 pub(crate) fn verifies(data: &[u8]) -> bool {
     let mut c = Checksum::new();
     c.add_bytes(data);
-    c.fold() == 0xffff
+    c.is_all_ones()
 }
 
 /// [`verifies`] for a header of a length known at compile time: five straight adds for an
@@ -171,7 +181,7 @@ pub(crate) fn verifies_fixed<const N: usize>(data: &[u8; N]) -> bool {
     if !words.remainder().is_empty() {
         c.add_bytes(words.remainder());
     }
-    c.fold() == 0xffff
+    c.is_all_ones()
 }
 
 #[cfg(test)]
@@ -239,6 +249,25 @@ mod tests {
                 assert_eq!(c.fold(), reference as u16, "len {len} fill {fill:?}");
             }
         }
+    }
+
+    #[test]
+    fn all_ones_test_agrees_with_the_fold() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Sums around multiples of 0xffff as well as arbitrary ones, and zero.
+            let acc = match i % 3 {
+                0 => (x % 0x1_0000_0000) * 0xffff,
+                1 => (x % 0x1_0000_0000) * 0xffff + 1 + x % 3,
+                _ => x >> (i % 64),
+            };
+            let c = Checksum { acc };
+            assert_eq!(c.is_all_ones(), c.fold() == 0xffff, "{acc:#x}");
+        }
+        assert!(!Checksum::new().is_all_ones());
     }
 
     #[test]

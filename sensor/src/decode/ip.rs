@@ -333,7 +333,7 @@ impl Pseudo<'_> {
     fn verifies(&self, data: &[u8]) -> bool {
         let mut c = self.sum(data.len());
         c.add_bytes(data);
-        c.fold() == 0xffff
+        c.is_all_ones()
     }
 }
 
