@@ -1,22 +1,20 @@
 //! Reading capture files on a thread of their own.
 //!
 //! Reading and splitting a file into packets costs about a fifth of a replay; a reader thread
-//! does it while the packet path works on the previous batch. Batches are recycled through a
-//! return channel, so at most [`BATCHES`] batches of about [`BATCH_BYTES`] exist at once.
+//! does it while the packet path works on the previous batch. The file is read straight into
+//! the batch's buffer and packets are located where they lie, so a packet is copied once, by
+//! the kernel. Batches are recycled through a return channel, so at most [`BATCHES`] batches
+//! (and one spare buffer) of [`WINDOW`](super::file::WINDOW) bytes exist at once.
 
 use std::path::PathBuf;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
-use super::file::CaptureFile;
+use super::file::{window_buffer, CaptureFile, Located, Next};
 use super::{CaptureError, RawPacket};
 use crate::ts::Ts;
 
-/// Bytes of packet data per batch (a batch is handed over when it passes this). A quarter of
-/// a megabyte is a couple of thousand packets, plenty to amortise the hand-over, and keeps the
-/// batches' share of peak RSS small.
-pub const BATCH_BYTES: usize = 256 << 10;
 /// Batches in flight between the reader and the packet path.
 pub const BATCHES: usize = 4;
 
@@ -29,9 +27,22 @@ struct Slot {
     wire_len: u32,
 }
 
-/// Packets copied out of a capture file, in file order.
+impl From<Located> for Slot {
+    fn from((ts, linktype, start, len, wire_len): Located) -> Slot {
+        Slot {
+            ts,
+            linktype,
+            start,
+            len,
+            wire_len,
+        }
+    }
+}
+
+/// Packets of a capture file, in file order, in the window buffer they were read into.
 #[derive(Debug, Default)]
 pub struct PacketBatch {
+    /// A window buffer of the file; the slots say where its packets are.
     data: Vec<u8>,
     slots: Vec<Slot>,
     /// The file ended with this error after the packets above.
@@ -41,28 +52,15 @@ pub struct PacketBatch {
 impl PacketBatch {
     fn with_capacity() -> PacketBatch {
         PacketBatch {
-            data: Vec::with_capacity(BATCH_BYTES + super::file::MAX_RECORD),
-            slots: Vec::with_capacity(4096),
+            data: window_buffer(),
+            slots: Vec::with_capacity(8192),
             error: None,
         }
     }
 
     fn clear(&mut self) {
-        self.data.clear();
         self.slots.clear();
         self.error = None;
-    }
-
-    fn push(&mut self, p: &RawPacket<'_>) {
-        let start = self.data.len();
-        self.data.extend_from_slice(p.data);
-        self.slots.push(Slot {
-            ts: p.ts,
-            linktype: p.linktype,
-            start,
-            len: p.data.len(),
-            wire_len: p.wire_len,
-        });
     }
 
     pub fn packets(&self) -> impl Iterator<Item = RawPacket<'_>> {
@@ -124,44 +122,144 @@ impl Drop for FileReader {
 }
 
 fn read_files(files: Vec<PathBuf>, full: Sender<PacketBatch>, empty: Receiver<PacketBatch>) {
-    // Sends the batch on and takes an empty one; `None` when the packet path has gone.
-    let hand_over = |batch: PacketBatch| -> Option<PacketBatch> {
+    // Sends `batch` with `data`, the buffer its packets are in, and takes an empty batch,
+    // whose buffer becomes the spare. `None` when the packet path has gone.
+    let hand_over = |mut batch: PacketBatch, data: Vec<u8>| -> Option<(PacketBatch, Vec<u8>)> {
+        batch.data = data;
         full.send(batch).ok()?;
         let mut b = empty.recv().ok()?;
         b.clear();
-        Some(b)
+        let spare = std::mem::take(&mut b.data);
+        Some((b, spare))
     };
     let Ok(mut batch) = empty.recv() else { return };
     batch.clear();
-    for f in files {
-        let mut cf = match CaptureFile::open(&f) {
-            Ok(cf) => cf,
-            Err(e) => {
-                batch.error = Some(e);
-                let Some(b) = hand_over(batch) else { return };
-                batch = b;
-                continue;
-            }
-        };
-        while let Some(p) = cf.next_packet() {
-            match p {
-                Ok(p) => {
-                    batch.push(&p);
-                    if batch.data.len() >= BATCH_BYTES {
-                        let Some(b) = hand_over(batch) else { return };
-                        batch = b;
+    // The buffer files are read into, and one to go on in while a batch is out.
+    let mut buf = std::mem::take(&mut batch.data);
+    let mut spare = window_buffer();
+    let last = files.len().saturating_sub(1);
+    for (i, f) in files.iter().enumerate() {
+        let (error, data) = match CaptureFile::open_in(f, buf) {
+            Ok(mut cf) => {
+                let error = loop {
+                    match cf.next_in_place() {
+                        Ok(Next::Packet(p)) => batch.slots.push(p.into()),
+                        Ok(Next::End) => break None,
+                        Ok(Next::Full) if batch.slots.is_empty() => cf.compact(),
+                        Ok(Next::Full) => {
+                            let data = cf.exchange(std::mem::take(&mut spare));
+                            let Some((b, s)) = hand_over(batch, data) else {
+                                return;
+                            };
+                            (batch, spare) = (b, s);
+                        }
+                        Err(e) => break Some(e),
                     }
-                }
-                Err(e) => {
-                    batch.error = Some(e);
-                    let Some(b) = hand_over(batch) else { return };
-                    batch = b;
-                    break;
-                }
+                };
+                (error, cf.into_buffer())
             }
+            Err((e, data)) => (Some(e), data),
+        };
+        if error.is_none() && batch.slots.is_empty() {
+            buf = data;
+            continue;
         }
+        // A batch ends with its file: the next file is read into another buffer.
+        batch.error = error;
+        if i == last {
+            batch.data = data;
+            let _ = full.send(batch);
+            return;
+        }
+        let Some((b, s)) = hand_over(batch, data) else {
+            return;
+        };
+        batch = b;
+        buf = std::mem::replace(&mut spare, s);
     }
-    if !batch.slots.is_empty() {
-        let _ = full.send(batch);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn pcap(records: &[Vec<u8>]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&0xA1B2_C3D4u32.to_le_bytes());
+        v.extend_from_slice(&2u16.to_le_bytes());
+        v.extend_from_slice(&4u16.to_le_bytes());
+        v.extend_from_slice(&[0; 8]);
+        v.extend_from_slice(&65535u32.to_le_bytes());
+        v.extend_from_slice(&1u32.to_le_bytes());
+        for (i, r) in records.iter().enumerate() {
+            v.extend_from_slice(&(i as u32).to_le_bytes());
+            v.extend_from_slice(&0u32.to_le_bytes());
+            v.extend_from_slice(&(r.len() as u32).to_le_bytes());
+            v.extend_from_slice(&(r.len() as u32).to_le_bytes());
+            v.extend_from_slice(r);
+        }
+        v
+    }
+
+    fn write(bytes: &[u8]) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(bytes).unwrap();
+        f
+    }
+
+    /// Every packet and error of `files`, in order, as the packet path sees them.
+    fn read_all(files: Vec<PathBuf>) -> (Vec<Vec<u8>>, Vec<String>) {
+        let mut r = FileReader::spawn(files);
+        let (mut packets, mut errors) = (Vec::new(), Vec::new());
+        while let Some(mut b) = r.next_batch() {
+            packets.extend(b.packets().map(|p| p.data.to_vec()));
+            if let Some(e) = b.error.take() {
+                errors.push(e.to_string());
+            }
+            r.recycle(b);
+        }
+        (packets, errors)
+    }
+
+    #[test]
+    fn packets_across_many_windows_and_files_arrive_whole_and_in_order() {
+        // Sizes that make records straddle window ends, and more data than all buffers hold.
+        let records: Vec<Vec<u8>> = (0..600usize)
+            .map(|i| {
+                let len = (i * 7919) % 1500
+                    + if i % 5 == 0 { 30_000 } else { 0 }
+                    + if i % 97 == 0 { 220_000 } else { 0 };
+                (0..len).map(|j| (i + j) as u8).collect()
+            })
+            .collect();
+        let a = write(&pcap(&records));
+        let b = write(&pcap(&records[..10]));
+        let mut cut = pcap(&records[..20]);
+        cut.truncate(cut.len() - 5);
+        let c = write(&cut);
+        let files = vec![
+            a.path().to_path_buf(),
+            PathBuf::from("/nonexistent/capture.pcap"),
+            c.path().to_path_buf(),
+            b.path().to_path_buf(),
+        ];
+        let (packets, errors) = read_all(files);
+        let mut want: Vec<Vec<u8>> = records.clone();
+        want.extend_from_slice(&records[..19]);
+        want.extend_from_slice(&records[..10]);
+        assert_eq!(packets.len(), want.len());
+        assert!(packets == want, "packet bytes differ");
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("/nonexistent/capture.pcap"));
+        assert!(errors[1].contains("file ends in the middle of a packet record"));
+        // The same file read on its own, its window compacted instead of exchanged.
+        let mut cf = CaptureFile::open(a.path()).unwrap();
+        let mut n = 0;
+        while let Some(p) = cf.next_packet() {
+            assert!(p.unwrap().data == records[n]);
+            n += 1;
+        }
+        assert_eq!(n, records.len());
     }
 }

@@ -48,8 +48,12 @@ impl<'a> Region<'a> {
 
 /// One IP layer's outcome.
 enum Step {
-    /// Built in the slot given; the bytes of its payload missing from the capture.
-    Layer(usize),
+    /// Built in the slot given: the bytes of its payload missing from the capture, and its
+    /// transport protocol.
+    Layer {
+        missing: usize,
+        proto: u8,
+    },
     Held,
 }
 
@@ -176,8 +180,8 @@ impl<'a> Ctx<'a, '_> {
                     break;
                 }
             };
-            let missing = match step {
-                Step::Layer(m) => m,
+            let (missing, proto) = match step {
+                Step::Layer { missing, proto } => (missing, proto),
                 Step::Held if d.depth() == 0 => {
                     d.payload = Payload::FragmentHeld;
                     return Ok(());
@@ -190,6 +194,9 @@ impl<'a> Ctx<'a, '_> {
                 }
             }
             d.commit_layer();
+            if !tunnel::may_carry(proto) {
+                break;
+            }
             let found = d
                 .innermost()
                 .and_then(|l| tunnel::detect(l.proto, &l.transport, missing));
@@ -244,12 +251,15 @@ impl<'a> Ctx<'a, '_> {
                 false,
                 slot,
             )?;
-            return Ok(Step::Layer(missing));
+            return Ok(Step::Layer {
+                missing,
+                proto: h.proto,
+            });
         };
         Stats::inc(&self.stats.fragments_seen);
         let key = FragKey {
-            src: h.src,
-            dst: h.dst,
+            src: h.src.ip(),
+            dst: h.dst.ip(),
             id: fi.id,
             proto: if h.v6 { 0 } else { h.proto },
         };
@@ -299,12 +309,15 @@ impl<'a> Ctx<'a, '_> {
                 };
                 let ip_len = usize::from(first.header_len) + first.ext_len + len;
                 self.layer(&h, proto, ip_len as u32, payload, payload.len(), true, slot)?;
-                Ok(Step::Layer(0))
+                Ok(Step::Layer { missing: 0, proto })
             }
         }
     }
 
+    // Inlined so that the header parsed by the caller stays in registers instead of being
+    // stored to the stack to be passed by reference.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn layer(
         &self,
         h: &IpHeader<'a>,
@@ -325,8 +338,8 @@ impl<'a> Ctx<'a, '_> {
             Stats::inc(&self.stats.bad_checksums);
         }
         *slot = Some(IpLayer {
-            src: h.src,
-            dst: h.dst,
+            src: h.src.ip(),
+            dst: h.dst.ip(),
             proto,
             ip_len,
             ttl: h.ttl,

@@ -8,7 +8,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::bytes::{array, be16, be32, clip, tail, u8_at, verifies, Checksum};
+use super::bytes::{be16, be32, clip, tail, u8_at, verifies, verifies_fixed, Checksum};
 use super::{DropReason, IcmpMessage, TcpSegment, Transport, UdpDatagram};
 
 /// IP protocol numbers the decoder acts on.
@@ -40,12 +40,42 @@ pub(crate) struct FragInfo {
     pub id: u32,
 }
 
+/// An address as it sits in the packet. The decoder passes addresses around as borrows and
+/// makes an [`IpAddr`] only when it writes the layer: `IpAddr` is a 17-byte value aligned to
+/// one byte, which the compiler moves a byte at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Addr<'a> {
+    V4(&'a [u8; 4]),
+    V6(&'a [u8; 16]),
+}
+
+impl Addr<'_> {
+    #[inline]
+    pub fn ip(self) -> IpAddr {
+        match self {
+            Addr::V4(a) => IpAddr::V4(Ipv4Addr::from(*a)),
+            Addr::V6(a) => IpAddr::V6(Ipv6Addr::from(*a)),
+        }
+    }
+
+    /// The address at `at` in `b`, `None` when `b` is too short.
+    #[inline]
+    fn v4_at(b: &[u8], at: usize) -> Option<Addr<'_>> {
+        Some(Addr::V4(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
+    }
+
+    #[inline]
+    fn v6_at(b: &[u8], at: usize) -> Option<Addr<'_>> {
+        Some(Addr::V6(b.get(at..at.checked_add(16)?)?.try_into().ok()?))
+    }
+}
+
 /// A parsed IP header (and IPv6 extension headers up to the transport or a fragment header).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct IpHeader<'a> {
     pub v6: bool,
-    pub src: IpAddr,
-    pub dst: IpAddr,
+    pub src: Addr<'a>,
+    pub dst: Addr<'a>,
     pub ttl: u8,
     pub dont_fragment: bool,
     pub ip_id: u16,
@@ -63,7 +93,7 @@ pub(crate) struct IpHeader<'a> {
     pub frag: Option<FragInfo>,
     /// The destination the transport checksum covers when it is not `dst`: an IPv6 routing
     /// header with segments left names the packet's final destination.
-    pub final_dst: Option<IpAddr>,
+    pub final_dst: Option<Addr<'a>>,
     /// The fixed header bytes as captured (IPv4 with its options; IPv6's 40 bytes), for the
     /// analyzers that read header fields the decoder does not interpret (TOS, flow label, ...).
     pub header: &'a [u8],
@@ -71,6 +101,7 @@ pub(crate) struct IpHeader<'a> {
 
 /// Parses an IP header, choosing the version by the first nibble. `wire` is how many bytes the
 /// packet had on the wire from its first byte on (at least `data.len()`).
+#[inline(always)]
 pub(crate) fn parse(data: &[u8], wire: usize, verify: bool) -> Result<IpHeader<'_>, DropReason> {
     match u8_at(data, 0).map(|b| b >> 4) {
         Some(4) => parse_v4(data, wire, verify),
@@ -80,6 +111,7 @@ pub(crate) fn parse(data: &[u8], wire: usize, verify: bool) -> Result<IpHeader<'
     }
 }
 
+#[inline(always)]
 fn parse_v4(b: &[u8], wire: usize, verify: bool) -> Result<IpHeader<'_>, DropReason> {
     let t = DropReason::Truncated;
     let vihl = u8_at(b, 0).ok_or(t)?;
@@ -103,7 +135,12 @@ fn parse_v4(b: &[u8], wire: usize, verify: bool) -> Result<IpHeader<'_>, DropRea
     if total > wire {
         return Err(DropReason::Truncated);
     }
-    if verify && !verifies(hdr) {
+    // Nearly every header is 20 bytes: with the length known the sum is five straight adds.
+    let hdr_ok = |hdr: &[u8]| match <&[u8; 20]>::try_from(hdr) {
+        Ok(fixed) => verifies_fixed(fixed),
+        Err(_) => verifies(hdr),
+    };
+    if verify && !hdr_ok(hdr) {
         return Err(DropReason::BadChecksum);
     }
     let flags = be16(b, 6).ok_or(t)?;
@@ -115,13 +152,13 @@ fn parse_v4(b: &[u8], wire: usize, verify: bool) -> Result<IpHeader<'_>, DropRea
         more,
         id: u32::from(id),
     });
-    let src = Ipv4Addr::from(array::<4>(b, 12).ok_or(t)?);
-    let dst = Ipv4Addr::from(array::<4>(b, 16).ok_or(t)?);
+    let src = Addr::v4_at(b, 12).ok_or(t)?;
+    let dst = Addr::v4_at(b, 16).ok_or(t)?;
     let payload = b.get(ihl..total.min(b.len())).unwrap_or(&[]);
     Ok(IpHeader {
         v6: false,
-        src: src.into(),
-        dst: dst.into(),
+        src,
+        dst,
         ttl: u8_at(b, 8).ok_or(t)?,
         dont_fragment: flags & 0x4000 != 0,
         ip_id: id,
@@ -148,14 +185,14 @@ fn parse_v6(b: &[u8], wire: usize) -> Result<IpHeader<'_>, DropReason> {
         return Err(DropReason::Truncated);
     }
     let next = u8_at(b, 6).ok_or(t)?;
-    let src = Ipv6Addr::from(array::<16>(b, 8).ok_or(t)?);
-    let dst = Ipv6Addr::from(array::<16>(b, 24).ok_or(t)?);
+    let src = Addr::v6_at(b, 8).ok_or(t)?;
+    let dst = Addr::v6_at(b, 24).ok_or(t)?;
     let body = b.get(40..total.min(b.len())).unwrap_or(&[]);
     let chain = walk_ext(next, body, plen)?;
     Ok(IpHeader {
         v6: true,
-        src: src.into(),
-        dst: dst.into(),
+        src,
+        dst,
         ttl: u8_at(b, 7).ok_or(t)?,
         dont_fragment: false,
         ip_id: 0,
@@ -166,14 +203,14 @@ fn parse_v6(b: &[u8], wire: usize) -> Result<IpHeader<'_>, DropReason> {
         payload: tail(body, chain.payload_at).unwrap_or(&[]),
         payload_wire: plen.saturating_sub(chain.payload_at),
         frag: chain.frag,
-        final_dst: chain.final_dst.map(IpAddr::V6),
+        final_dst: chain.final_dst,
         header: b.get(..40).unwrap_or(&[]),
     })
 }
 
 /// Where an IPv6 extension-header chain ends.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct ExtChain {
+pub(crate) struct ExtChain<'a> {
     /// The transport protocol (or, at a fragment header, the fragmented payload's first header).
     pub proto: u8,
     /// Bytes of extension headers before the payload, not counting a fragment header.
@@ -182,13 +219,13 @@ pub(crate) struct ExtChain {
     pub payload_at: usize,
     pub frag: Option<FragInfo>,
     /// Final destination from a routing header with segments left.
-    pub final_dst: Option<Ipv6Addr>,
+    pub final_dst: Option<Addr<'a>>,
 }
 
 /// The final destination named by a routing header (`rh`, the whole header) that still has
 /// segments to visit: the last address for type 0, the home address for type 2 (Mobile IPv6),
 /// the first list entry for type 4 (segment routing, whose list is stored in reverse).
-fn routing_final_dst(rh: &[u8]) -> Option<Ipv6Addr> {
+fn routing_final_dst(rh: &[u8]) -> Option<Addr<'_>> {
     let rtype = u8_at(rh, 2)?;
     let segments_left = u8_at(rh, 3)?;
     if segments_left == 0 {
@@ -201,13 +238,13 @@ fn routing_final_dst(rh: &[u8]) -> Option<Ipv6Addr> {
         2 | 4 => 0,
         _ => return None,
     };
-    Some(Ipv6Addr::from(array::<16>(addrs, pick * 16)?))
+    Addr::v6_at(addrs, pick * 16)
 }
 
 /// Walks IPv6 extension headers in `body` (captured bytes; `wire` of them per the header).
 /// Stops at the first non-extension protocol or at a fragment header that really fragments;
 /// an "atomic" fragment header (offset 0, no more fragments) is skipped over.
-pub(crate) fn walk_ext(mut next: u8, body: &[u8], wire: usize) -> Result<ExtChain, DropReason> {
+pub(crate) fn walk_ext(mut next: u8, body: &[u8], wire: usize) -> Result<ExtChain<'_>, DropReason> {
     let mut at = 0usize;
     let mut ext_len = 0usize;
     let mut final_dst = None;
@@ -264,25 +301,26 @@ pub(crate) fn walk_ext(mut next: u8, body: &[u8], wire: usize) -> Result<ExtChai
 
 /// Addresses and protocol for the transport checksum's pseudo-header.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Pseudo {
-    pub src: IpAddr,
-    pub dst: IpAddr,
+pub(crate) struct Pseudo<'a> {
+    pub src: Addr<'a>,
+    pub dst: Addr<'a>,
     pub proto: u8,
 }
 
-impl Pseudo {
+impl Pseudo<'_> {
+    #[inline(always)]
     fn sum(&self, len: usize) -> Checksum {
         let mut c = Checksum::new();
         match (self.src, self.dst) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => {
-                c.add_u32(u32::from(s));
-                c.add_u32(u32::from(d));
+            (Addr::V4(s), Addr::V4(d)) => {
+                c.add_u32(u32::from_be_bytes(*s));
+                c.add_u32(u32::from_be_bytes(*d));
                 c.add_u16(u16::from(self.proto));
                 c.add_u16(len as u16);
             }
             (s, d) => {
-                c.add_bytes(&v6_octets(s));
-                c.add_bytes(&v6_octets(d));
+                add_v6(&mut c, s);
+                add_v6(&mut c, d);
                 c.add_u32(len as u32);
                 c.add_u16(u16::from(self.proto));
             }
@@ -291,17 +329,27 @@ impl Pseudo {
     }
 
     /// Verifies a transport checksum over `data` (the whole segment, checksum field included).
+    #[inline(always)]
     fn verifies(&self, data: &[u8]) -> bool {
         let mut c = self.sum(data.len());
         c.add_bytes(data);
-        c.fold() == 0xffff
+        c.is_all_ones()
     }
 }
 
-fn v6_octets(a: IpAddr) -> [u8; 16] {
+/// An address as the IPv6 pseudo-header holds it (IPv4 as an IPv4-mapped address).
+#[inline]
+fn add_v6(c: &mut Checksum, a: Addr<'_>) {
     match a {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        IpAddr::V6(v6) => v6.octets(),
+        Addr::V4(a) => {
+            c.add_u16(0xffff);
+            c.add_u32(u32::from_be_bytes(*a));
+        }
+        Addr::V6(a) => {
+            for w in a.chunks_exact(4) {
+                c.add_u32(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+            }
+        }
     }
 }
 
@@ -315,8 +363,9 @@ pub(crate) struct Parsed<'a> {
 /// Parses the transport header of a (complete or reassembled) datagram. `data` is the captured
 /// payload after the IP headers, `wire` its length per the IP header. Checksums are checked
 /// only when `verify` is set and the whole payload was captured.
+#[inline(always)]
 pub(crate) fn transport<'a>(
-    pseudo: Pseudo,
+    pseudo: Pseudo<'_>,
     data: &'a [u8],
     wire: usize,
     verify: bool,
@@ -359,7 +408,7 @@ pub(crate) fn transport<'a>(
             let ulen = usize::from(be16(data, 4).ok_or(t)?);
             let sum = be16(data, 6).ok_or(t)?;
             // A zero checksum over IPv4 means "not computed"; IPv6 makes it mandatory.
-            let skip = sum == 0 && pseudo.src.is_ipv4();
+            let skip = sum == 0 && matches!(pseudo.src, Addr::V4(_));
             let ok = !check || skip || pseudo.verifies(data);
             let end = ulen.clamp(8, data.len().max(8));
             Ok(Parsed {
@@ -467,10 +516,20 @@ pub(crate) mod build {
         };
         seg[at] = 0;
         seg[at + 1] = 0;
+        let (src, dst) = (octets(src), octets(dst));
+        let addr = |o| match Addr::v4_at(o, 0) {
+            Some(a) if o.len() == 4 => a,
+            _ => Addr::v6_at(o, 0).unwrap(),
+        };
         let mut c = if proto == proto::ICMP {
             Checksum::new()
         } else {
-            Pseudo { src, dst, proto }.sum(seg.len())
+            Pseudo {
+                src: addr(&src),
+                dst: addr(&dst),
+                proto,
+            }
+            .sum(seg.len())
         };
         c.add_bytes(seg);
         let mut s = !c.fold();
@@ -478,6 +537,13 @@ pub(crate) mod build {
             s = 0xffff;
         }
         seg[at..at + 2].copy_from_slice(&s.to_be_bytes());
+    }
+
+    fn octets(a: IpAddr) -> Vec<u8> {
+        match a {
+            IpAddr::V4(a) => a.octets().to_vec(),
+            IpAddr::V6(a) => a.octets().to_vec(),
+        }
     }
 
     pub fn tcp(sp: u16, dp: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
@@ -774,7 +840,7 @@ mod tests {
         body.extend_from_slice(&seg);
         let p = ipv6(A6, B6, proto::ROUTING, &body);
         let h = parse(&p, p.len(), true).unwrap();
-        assert_eq!(h.final_dst, Some(IpAddr::from(fin)));
+        assert_eq!(h.final_dst.map(Addr::ip), Some(IpAddr::from(fin)));
         let pseudo = Pseudo {
             src: h.src,
             dst: h.final_dst.unwrap_or(h.dst),
@@ -786,7 +852,7 @@ mod tests {
         let mut srh = vec![proto::UDP, 4, 4, 1, 1, 0, 0, 0];
         srh.extend_from_slice(&fin);
         srh.extend_from_slice(&B6);
-        assert_eq!(routing_final_dst(&srh), Some(Ipv6Addr::from(fin)));
+        assert_eq!(routing_final_dst(&srh), Some(Addr::V6(&fin)));
         srh[3] = 0;
         assert_eq!(routing_final_dst(&srh), None);
     }

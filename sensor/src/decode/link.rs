@@ -53,6 +53,15 @@ const T: DropReason = DropReason::Truncated;
 /// Parses the link layer named by a pcap link type.
 pub(crate) fn parse(lt: u32, data: &[u8]) -> Result<Link<'_>, DropReason> {
     let mut vlan = None;
+    if lt == linktype::ETHERNET {
+        // The common case first, ahead of the dispatch over every link type.
+        let (m, net) = ethernet(data, &mut vlan)?;
+        return Ok(Link {
+            macs: Some(m),
+            vlan,
+            net,
+        });
+    }
     let (macs, net) = match lt {
         linktype::ETHERNET => {
             let (m, n) = ethernet(data, &mut vlan)?;
@@ -100,7 +109,12 @@ pub(crate) fn ethernet<'a>(
     let src = array::<6>(b, 6).ok_or(T)?;
     let et = be16(b, 12).ok_or(T)?;
     let rest = tail(b, 14).ok_or(T)?;
-    let net = dispatch(et, rest, vlan)?;
+    // Untagged IP, nearly every frame, without the call into the general walk.
+    let net = if matches!(et, ethertype::IPV4 | ethertype::IPV6) {
+        Net::Ip(rest)
+    } else {
+        dispatch(et, rest, vlan)?
+    };
     Ok((MacPair { src, dst }, net))
 }
 

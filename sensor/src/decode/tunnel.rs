@@ -38,9 +38,43 @@ pub(crate) struct Tunnel<'a> {
     pub missing: usize,
 }
 
+/// False for IP protocols that never carry a tunnel (TCP, ICMP, ...): the decoder skips
+/// [`detect`] for them.
+#[inline]
+pub(crate) fn may_carry(ip_proto: u8) -> bool {
+    matches!(
+        ip_proto,
+        proto::IPIP | proto::IPV6 | proto::GRE | proto::UDP
+    )
+}
+
 /// Looks for a tunnel in a layer's transport. `missing` is how many bytes of the IP payload
 /// were cut off by the capture.
+#[inline]
 pub(crate) fn detect<'a>(ip_proto: u8, t: &Transport<'a>, missing: usize) -> Option<Tunnel<'a>> {
+    // Nearly every packet is TCP, or UDP between ports no tunnel uses and a known service:
+    // settle those here, inlined, before the full rules.
+    match t {
+        Transport::Tcp(_) | Transport::Icmp(_) => return None,
+        Transport::Udp(u)
+            if !may_be_tunnel_port(u.src_port)
+                && !may_be_tunnel_port(u.dst_port)
+                && (is_likely_server_port(u.src_port) || is_likely_server_port(u.dst_port)) =>
+        {
+            return None
+        }
+        _ => {}
+    }
+    detect_rules(ip_proto, t, missing)
+}
+
+/// False for ports that are certainly not tunnel ports (all of them lie in one range).
+#[inline]
+fn may_be_tunnel_port(p: u16) -> bool {
+    (port::GTP_C..=port::GENEVE).contains(&p)
+}
+
+fn detect_rules<'a>(ip_proto: u8, t: &Transport<'a>, missing: usize) -> Option<Tunnel<'a>> {
     match (ip_proto, t) {
         (proto::IPIP, Transport::Other { payload })
         | (proto::IPV6, Transport::Other { payload }) => {
@@ -97,6 +131,7 @@ pub(crate) fn detect<'a>(ip_proto: u8, t: &Transport<'a>, missing: usize) -> Opt
     }
 }
 
+#[inline]
 fn is_tunnel_port(p: u16) -> bool {
     matches!(
         p,
@@ -112,6 +147,7 @@ fn is_tunnel_port(p: u16) -> bool {
 
 /// UDP ports that Zeek's default scripts register an analyzer for (its `likely_server_ports`).
 /// A datagram sent *from* a tunnel port *to* one of these keeps the latter as the responder.
+#[inline]
 pub fn is_likely_server_port(p: u16) -> bool {
     is_tunnel_port(p)
         || matches!(
