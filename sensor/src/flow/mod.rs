@@ -2,9 +2,16 @@
 //!
 //! Every IP layer of a decoded packet belongs to one connection, found by its direction-free
 //! 5-tuple. The table is allocated once ([`FlowTable::new`]) with a fixed capacity and never
-//! grows: connections live in a slab, an index maps keys to slots, and each connection sits in
-//! exactly one expiry list ordered by its deadline, so timeouts and evictions cost O(1). When the
-//! table is full the connection idle the longest is evicted; it still gets its conn.log row.
+//! grows: connections live in a slab, an index maps keys to slots ([`index`]), and each
+//! connection sits in exactly one expiry list, so timeouts and evictions cost O(1) amortized.
+//! Inactivity lists are sorted lazily (a packet does not move its connection; the sweep does
+//! when it gets there), and a connection past its timeout is ended exactly when its next packet
+//! arrives or the interval closes, wherever it sits. When the table is full the connection idle
+//! the longest is evicted; it still gets its conn.log row.
+//!
+//! On a busy link nearly every lookup misses the caches; the replay loop hides that by
+//! prefetching the index cell and the entry of the packets just ahead
+//! ([`FlowTable::prefetch_cell`], [`FlowTable::prefetch_entry`]).
 //!
 //! What comes out are [`ConnSummary`] values (a connection ended, or a long-lived one reached
 //! an interval boundary) and per-packet [`PacketView`]s for the analyzers.
