@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 use super::inspect::{self, VarSlots};
+use super::literals::Literals;
 use super::rule::*;
 use crate::decode::{IpLayer, Transport};
 
@@ -74,10 +75,36 @@ pub struct Facts<'a> {
     pub stream_bytes: [u64; 2],
 }
 
+/// A prefilter's multi-pattern search.
+enum Scanner {
+    /// Packet groups' few hundred patterns (see [`Literals`]).
+    Literals(Literals),
+    /// Larger sets: a point's full prefilter, the application-layer buffers.
+    Ac(AhoCorasick),
+}
+
+impl Scanner {
+    /// Calls `f(start, end, pattern)` for every occurrence of every pattern in `hay`.
+    fn for_each(&self, hay: &[u8], f: &mut dyn FnMut(usize, usize, u32)) {
+        match self {
+            Scanner::Literals(l) => l.for_each(hay, &mut |i, id| f(i, i + l.len_of(id), id)),
+            Scanner::Ac(ac) => {
+                for m in ac.find_overlapping_iter(hay) {
+                    f(m.start(), m.end(), m.pattern().as_u32());
+                }
+            }
+        }
+    }
+}
+
+/// Largest pattern set searched with [`Literals`]: beyond it, the pair bitmaps fill up and
+/// more positions need a look-up.
+const LITERALS_MAX: usize = 512;
+
 pub struct PfSet {
     buf: Buf,
     transforms: Vec<Transform>,
-    ac: Option<AhoCorasick>,
+    scanner: Option<Scanner>,
     /// Rules per pattern id.
     rules: Vec<Vec<u32>>,
     /// Fast patterns that must end the buffer (`endswith`: the IOC-style `dns.query` and
@@ -151,7 +178,7 @@ pub struct StreamCarry {
 /// tail, and leaves in `carry` the matches in the tail the next segment will keep.
 fn stream_scan(
     set: &PfSet,
-    ac: &AhoCorasick,
+    scanner: &Scanner,
     data: &[u8],
     seen: usize,
     carry: &mut StreamCarry,
@@ -174,24 +201,23 @@ fn stream_scan(
         start >= keep_from
     });
     let mut whole = true;
-    for m in ac.find_overlapping_iter(&data[from..]) {
-        let (start, end) = (m.start() + from, m.end() + from);
+    scanner.for_each(&data[from..], &mut |start, end, pid| {
+        let (start, end) = (start + from, end + from);
         if reuse && end <= seen {
             // Wholly in the old tail: carried.
-            continue;
+            return;
         }
-        let pid = m.pattern().as_usize();
-        for &ri in &set.rules[pid] {
+        for &ri in &set.rules[pid as usize] {
             add(ri);
         }
         if start >= keep_from {
             if carry.hits.len() < MAX_CARRY {
-                carry.hits.push(((data.len() - start) as u16, pid as u32));
+                carry.hits.push(((data.len() - start) as u16, pid));
             } else {
                 whole = false;
             }
         }
-    }
+    });
     carry.set = if whole { set.id } else { 0 };
     carry.tail_len = data.len() - keep_from;
     carry.fresh = true;
@@ -332,8 +358,8 @@ impl Compiled {
 
     /// The prefilter over the rules at `p` that `keep` admits (a header group's rules).
     pub fn index_of(&self, p: Point, keep: impl Fn(u32) -> bool) -> PointIndex {
-        // Packets are the hot path, and a group subset is small enough for a DFA (the
-        // fastest scan) to cost little memory.
+        // Packets are the hot path, and a group subset is small enough for the pair-bitmap
+        // scanner (or else a DFA) to cost little memory.
         let kind = ((p as usize) <= Point::PktOther as usize).then_some(AhoCorasickKind::DFA);
         build_index(
             &self.rules,
@@ -384,20 +410,21 @@ impl Compiled {
         let mut tail = Vec::new();
         for set in &pi.sets {
             src.any(set.buf, PayloadSel::Prefilter, &mut |data, seen_len| {
-                if let (Some(ac), Some(seen_len), Some(carry)) = (&set.ac, seen_len, carry.as_mut())
+                if let (Some(sc), Some(seen_len), Some(carry)) =
+                    (&set.scanner, seen_len, carry.as_mut())
                 {
                     if set.buf == Buf::Payload && set.transforms.is_empty() {
-                        stream_scan(set, ac, data, seen_len, carry, &mut add);
+                        stream_scan(set, sc, data, seen_len, carry, &mut add);
                         return false;
                     }
                 }
                 let data = inspect::transform(data, &set.transforms);
-                if let Some(ac) = &set.ac {
-                    for m in ac.find_overlapping_iter(&*data) {
-                        for &ri in &set.rules[m.pattern().as_usize()] {
+                if let Some(sc) = &set.scanner {
+                    sc.for_each(&data, &mut |_, _, pid| {
+                        for &ri in &set.rules[pid as usize] {
                             add(ri);
                         }
-                    }
+                    });
                 }
                 for &n in set.end_lens.iter().take_while(|&&n| n <= data.len()) {
                     tail.clear();
@@ -461,14 +488,21 @@ fn build_index(
         index.insert(key, (g, groups[g].2.len() - 1));
     }
     for (buf, transforms, patterns, rules_of, ends) in groups {
-        let ac = (!patterns.is_empty()).then(|| {
-            AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
-                .kind(kind)
-                .build(&patterns)
-                .expect("literal patterns always build")
-        });
+        // `kind` DFA marks the packet prefilters (the hot path).
+        let scanner = match (kind, patterns.len()) {
+            (_, 0) => None,
+            (Some(AhoCorasickKind::DFA), n) if n <= LITERALS_MAX => {
+                Some(Scanner::Literals(Literals::new(&patterns)))
+            }
+            _ => Some(Scanner::Ac(
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .kind(kind)
+                    .build(&patterns)
+                    .expect("literal patterns always build"),
+            )),
+        };
         let mut end_lens: Vec<usize> = ends.keys().map(Vec::len).collect();
         end_lens.sort_unstable();
         end_lens.dedup();
@@ -476,7 +510,7 @@ fn build_index(
         pi.sets.push(PfSet {
             buf,
             transforms,
-            ac,
+            scanner,
             rules: rules_of,
             ends,
             end_lens,

@@ -20,6 +20,7 @@ pub mod eve;
 pub mod feed;
 pub mod groups;
 pub mod inspect;
+pub mod literals;
 pub mod parse;
 pub mod pcre;
 pub mod rule;
