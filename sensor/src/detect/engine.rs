@@ -551,6 +551,35 @@ pub fn header_matches(r: &Rule, f: &Facts<'_>) -> bool {
         && h.dport.matches(f.sport))
 }
 
+/// What a packet or transaction shows the rules besides its endpoints and content, fixed for
+/// a connection direction until the application protocol is found: a prefilter is built per
+/// key (see [`super::groups`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub to_server: bool,
+    pub app: Option<AppProto>,
+    /// No application protocol, and none will be found (`app` is `None`).
+    pub app_none_final: bool,
+}
+
+impl FlowKey {
+    pub fn of(f: &Facts<'_>) -> FlowKey {
+        FlowKey {
+            to_server: f.to_server,
+            app: f.app,
+            app_none_final: f.app.is_none() && f.app_final,
+        }
+    }
+}
+
+/// Whether `r` can match anything with flow key `k`: the direction, header protocol and
+/// `app-layer-protocol` checks of [`verify`], decided once per key.
+pub fn flow_key_admits(r: &Rule, k: &FlowKey) -> bool {
+    r.flow.to_server.is_none_or(|t| t == k.to_server)
+        && r.header.app.is_none_or(|a| k.app == Some(a))
+        && app_layer_matches(r, k.app, k.app_none_final)
+}
+
 fn flow_matches(r: &Rule, f: &Facts<'_>) -> bool {
     if let Some(ts) = r.flow.to_server {
         if ts != f.to_server {
@@ -565,13 +594,13 @@ fn flow_matches(r: &Rule, f: &Facts<'_>) -> bool {
     true
 }
 
-fn app_layer_matches(r: &Rule, f: &Facts<'_>) -> bool {
+fn app_layer_matches(r: &Rule, app: Option<AppProto>, app_final: bool) -> bool {
     r.app_layer.iter().all(|&(a, neg)| {
-        if f.app.is_none() && !f.app_final {
+        if app.is_none() && !app_final {
             // Not known yet: neither `http` nor `!http` holds.
             return false;
         }
-        (f.app == Some(a)) != neg
+        (app == Some(a)) != neg
     })
 }
 
@@ -742,7 +771,7 @@ fn payload_sel(r: &Rule) -> PayloadSel {
 pub fn verify(r: &Rule, f: &Facts<'_>, src: &dyn Source, bits: &[u32]) -> bool {
     if !header_matches(r, f)
         || !flow_matches(r, f)
-        || !app_layer_matches(r, f)
+        || !app_layer_matches(r, f.app, f.app_final)
         || !flowbits_match(r, bits)
         || !packet_matches(r, f)
     {

@@ -346,8 +346,9 @@ struct FlowState {
     /// rules that matched then (not matched again when the message completes).
     http_open: [Option<u64>; 2],
     http_fired: [Vec<u32>; 2],
-    /// The packet prefilter of each direction (see [`groups`]).
-    pkt_subset: [Option<groups::Subset>; 2],
+    /// The packet prefilter of each direction, the flow key and rule subset it is for (see
+    /// [`groups`]).
+    pkt_prefilter: [Option<(engine::FlowKey, groups::Subset, groups::Prefilter)>; 2],
 }
 
 impl FlowState {
@@ -371,7 +372,7 @@ impl FlowState {
             resp_tx: 0,
             http_open: [None; 2],
             http_fired: [Vec::new(), Vec::new()],
-            pkt_subset: [None; 2],
+            pkt_prefilter: [None; 2],
         }
     }
 }
@@ -388,7 +389,7 @@ impl FlowState {
         self.tcp.next.swap(0, 1);
         self.tcp.tail.swap(0, 1);
         self.tcp.carry.swap(0, 1);
-        self.pkt_subset.swap(0, 1);
+        self.pkt_prefilter.swap(0, 1);
     }
 }
 
@@ -935,32 +936,42 @@ impl Detector {
         };
         let d = usize::from(!ff.to_server);
         let packet_point = (point as usize) <= Point::PktOther as usize;
+        let key = engine::FlowKey::of(&facts);
         let cached = self
             .flows
             .get(&v.slot)
             .filter(|f| f.uid == v.uid && packet_point)
-            .and_then(|f| f.pkt_subset[d]);
-        let subset = match cached {
-            Some(s) => s,
-            None => {
-                let e = groups::Endpoints {
-                    src: facts.src,
-                    dst: facts.dst,
-                    sport: facts.sport,
-                    dport: facts.dport,
-                    ip_proto: facts.ip_proto,
+            .and_then(|f| f.pkt_prefilter[d]);
+        let prefilter = match cached {
+            Some((k, _, pf)) if k == key => pf,
+            _ => {
+                let subset = match cached {
+                    // The endpoints are the same, only the flow key moved on.
+                    Some((_, s, _)) => s,
+                    None => {
+                        let e = groups::Endpoints {
+                            src: facts.src,
+                            dst: facts.dst,
+                            sport: facts.sport,
+                            dport: facts.dport,
+                            ip_proto: facts.ip_proto,
+                        };
+                        self.groups.subset(&self.rules.compiled, point, &e)
+                    }
                 };
-                let s = self.groups.subset(&self.rules.compiled, point, &e);
+                let pf = self
+                    .groups
+                    .prefilter(&self.rules.compiled, point, subset, key);
                 if packet_point {
                     if let Some(f) = self.flows.get_mut(&v.slot).filter(|f| f.uid == v.uid) {
-                        f.pkt_subset[d] = Some(s);
+                        f.pkt_prefilter[d] = Some((key, subset, pf));
                     }
                 }
-                s
+                pf
             }
         };
         let mut scratch = std::mem::take(&mut self.scratch);
-        let index = self.groups.index(point, subset);
+        let index = self.groups.index(point, prefilter);
         let cands = self.rules.compiled.candidates(index, src, &mut scratch);
         if cands.is_empty() {
             self.scratch = scratch;
