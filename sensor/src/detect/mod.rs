@@ -737,16 +737,11 @@ impl Detector {
                     icmp_header: &[],
                 },
             };
-            let obj = tls_obj(&info);
-            self.run(
-                point,
-                v,
-                &facts_base,
-                &src,
-                Some((None, obj)),
-                Stage::Once,
-                out,
-            );
+            let app = AppEvent {
+                tx: None,
+                obj: AppObj::Tls(&info),
+            };
+            self.run(point, v, &facts_base, &src, Some(app), Stage::Once, out);
         }
     }
 
@@ -826,13 +821,16 @@ impl Detector {
             to_server: side == 0,
             packet: packet_only(v),
         };
-        let obj = http_obj(req, resp, v);
         let point = if side == 0 {
             Point::HttpRequest
         } else {
             Point::HttpResponse
         };
-        self.run(point, v, &base, &src, Some((Some(tx), obj)), stage, out);
+        let app = AppEvent {
+            tx: Some(tx),
+            obj: AppObj::Http(req, resp),
+        };
+        self.run(point, v, &base, &src, Some(app), stage, out);
         if complete {
             if let Some(fs) = self.flows.get_mut(&v.slot).filter(|f| f.uid == v.uid) {
                 fs.http_fired[side].clear();
@@ -859,17 +857,11 @@ impl Detector {
             msg,
             packet: packet_only(v),
         };
-        let obj = dns_obj(msg);
-        let tx = self.next_tx(v);
-        self.run(
-            Point::Dns,
-            v,
-            &base,
-            &src,
-            Some((Some(tx), obj)),
-            Stage::Once,
-            out,
-        );
+        let app = AppEvent {
+            tx: Some(self.next_tx(v)),
+            obj: AppObj::Dns(msg),
+        };
+        self.run(Point::Dns, v, &base, &src, Some(app), Stage::Once, out);
     }
 
     fn next_tx(&mut self, v: &PacketView<'_, '_>) -> u64 {
@@ -915,7 +907,7 @@ impl Detector {
         v: &PacketView<'_, '_>,
         ff: &FlowFacts,
         src: &dyn Source,
-        app: Option<(Option<u64>, Option<String>)>,
+        app: Option<AppEvent<'_>>,
         stage: Stage,
         out: &mut dyn RecordSink,
     ) {
@@ -1089,7 +1081,7 @@ impl Detector {
         r: &Rule,
         v: &PacketView<'_, '_>,
         f: &Facts<'_>,
-        app: Option<&(Option<u64>, Option<String>)>,
+        app: Option<&AppEvent<'_>>,
     ) -> String {
         let fs = self.flows.get(&v.slot).filter(|s| s.uid == v.uid);
         let (start, hash, pkts, bytes, app_proto, client) = match fs {
@@ -1122,10 +1114,10 @@ impl Detector {
             dport: f.dport,
             proto: v.layer.proto,
             icmp,
-            tx_id: app.and_then(|a| a.0),
+            tx_id: app.and_then(|a| a.tx),
             app_proto: app_proto.map(AppProto::name),
             to_server: f.to_server,
-            app_obj: app.and_then(|a| a.1.clone()),
+            app_obj: app.and_then(|a| a.obj.render()),
             flow_pkts: pkts,
             flow_bytes: bytes,
             flow_start: start,
@@ -1145,6 +1137,31 @@ enum Stage {
     Headers(usize),
     /// ...and skipped when the message completes.
     Done(usize),
+}
+
+/// The application-layer event an inspection is for: its transaction, and what the alert's
+/// protocol object shows (rendered only for an alert).
+#[derive(Clone, Copy)]
+struct AppEvent<'a> {
+    tx: Option<u64>,
+    obj: AppObj<'a>,
+}
+
+#[derive(Clone, Copy)]
+enum AppObj<'a> {
+    Http(Option<&'a HttpRequest<'a>>, Option<&'a HttpResponse<'a>>),
+    Dns(&'a DnsMessage<'a>),
+    Tls(&'a TlsInfo),
+}
+
+impl AppObj<'_> {
+    fn render(&self) -> Option<String> {
+        match *self {
+            AppObj::Http(req, resp) => http_obj(req, resp),
+            AppObj::Dns(m) => dns_obj(m),
+            AppObj::Tls(i) => tls_obj(i),
+        }
+    }
 }
 
 /// Flow facts that do not depend on the packet.
@@ -1236,11 +1253,7 @@ fn enip_encapsulation(p: &[u8]) -> bool {
         && usize::from(u16::from_le_bytes([p[2], p[3]])) <= p.len() - buffers::ENIP_HEADER
 }
 
-fn http_obj(
-    req: Option<&HttpRequest<'_>>,
-    resp: Option<&HttpResponse<'_>>,
-    v: &PacketView<'_, '_>,
-) -> Option<String> {
+fn http_obj(req: Option<&HttpRequest<'_>>, resp: Option<&HttpResponse<'_>>) -> Option<String> {
     use std::fmt::Write as _;
     let mut s = String::from("\"http\":{");
     let mut first = true;
@@ -1301,7 +1314,6 @@ fn http_obj(
         }
         let _ = write!(s, "\"length\":{}", rs.body.len());
     }
-    let _ = v;
     s.push('}');
     Some(s)
 }
