@@ -24,6 +24,7 @@ pub mod literals;
 pub mod parse;
 pub mod pcre;
 pub mod rule;
+pub mod slots;
 pub mod tls;
 pub mod vars;
 
@@ -377,7 +378,26 @@ impl FlowState {
     }
 }
 
+impl slots::SlotState for FlowState {
+    fn uid(&self) -> Uid {
+        self.uid
+    }
+}
+
 impl FlowState {
+    /// Becomes `fresh`, keeping the buffers' allocations (states are reused, see [`slots`]).
+    fn refill(&mut self, fresh: FlowState) {
+        let mut used = std::mem::replace(self, fresh);
+        for d in 0..2 {
+            used.tcp.tail[d].clear();
+            self.tcp.tail[d] = std::mem::take(&mut used.tcp.tail[d]);
+            used.http_fired[d].clear();
+            self.http_fired[d] = std::mem::take(&mut used.http_fired[d]);
+        }
+        used.bits.clear();
+        self.bits = used.bits;
+    }
+
     /// `client` is the client after all: every per-direction record changes sides.
     fn reverse(&mut self, client: (IpAddr, u16)) {
         self.client = client;
@@ -396,9 +416,8 @@ impl FlowState {
 /// The detector: a loaded rule set plus bounded per-connection and threshold state.
 pub struct Detector {
     rules: RuleSet,
-    /// Boxed: the table is sized for `max_flows` at start, the states only as they come.
-    flows: hashbrown::HashMap<u32, Box<FlowState>>,
-    max_flows: usize,
+    /// Boxed: the table holds `max_flows` at most, the states come as connections do.
+    flows: slots::SlotTable<FlowState>,
     thresholds: HashMap<(u32, TrackKey), ThState>,
     max_thresholds: usize,
     scratch: Scratch,
@@ -460,8 +479,7 @@ impl Detector {
     pub fn new(rules: RuleSet, cfg: &DetectSection, stats: Arc<Stats>) -> Detector {
         Detector {
             rules,
-            flows: hashbrown::HashMap::with_capacity(cfg.max_flows.min(1 << 16)),
-            max_flows: cfg.max_flows,
+            flows: slots::SlotTable::new(cfg.max_flows),
             thresholds: HashMap::new(),
             max_thresholds: cfg.max_threshold_entries,
             scratch: Scratch::default(),
@@ -506,39 +524,29 @@ impl Detector {
     /// The client (Suricata's orientation: the first sender) and the application protocol
     /// of the packet's connection, when the detector tracks it.
     pub fn flow_of(&self, v: &PacketView<'_, '_>) -> Option<((IpAddr, u16), Option<AppProto>)> {
-        self.flows
-            .get(&v.slot)
-            .filter(|f| f.uid == v.uid)
-            .map(|f| (f.client, f.app))
+        self.flows.get(v.slot, v.uid).map(|f| (f.client, f.app))
     }
 
     /// The connection ended: its state is dropped.
     pub fn conn_end(&mut self, slot: u32, uid: Uid) {
-        if self.flows.get(&slot).is_some_and(|f| f.uid == uid) {
-            self.flows.remove(&slot);
-        }
+        self.flows.remove(slot, uid);
     }
 
     fn flow_mut(&mut self, v: &PacketView<'_, '_>) -> Option<&mut FlowState> {
-        let len = self.flows.len();
-        let full = len >= self.max_flows;
-        let fresh = || FlowState::new(v.uid, v.ts, flow_hash(v), client_of(v));
-        match self.flows.entry(v.slot) {
-            hashbrown::hash_map::Entry::Occupied(e) => {
-                let st = e.into_mut();
-                if st.uid != v.uid {
-                    **st = fresh();
+        let st = self.flows.get_or_insert(v.slot, v.uid, |used| {
+            let fresh = FlowState::new(v.uid, v.ts, flow_hash(v), client_of(v));
+            match used {
+                Some(mut st) => {
+                    st.refill(fresh);
+                    st
                 }
-                Some(&mut **st)
+                None => Box::new(fresh),
             }
-            hashbrown::hash_map::Entry::Vacant(e) => {
-                if full {
-                    Stats::inc(&self.stats.detect_flows_full);
-                    return None;
-                }
-                Some(&mut **e.insert(Box::new(fresh())))
-            }
+        });
+        if st.is_none() {
+            Stats::inc(&self.stats.detect_flows_full);
         }
+        st
     }
 
     /// Every packet of a connection (after the flow stage): packet and stream rules, TCP
@@ -687,7 +695,7 @@ impl Detector {
         self.window = window;
         let carry = self.scratch.carry.take();
         // Keep the tail for the next segment.
-        if let Some(fs) = self.flows.get_mut(&v.slot).filter(|f| f.uid == v.uid) {
+        if let Some(fs) = self.flows.get_mut(v.slot, v.uid) {
             if v.transport == Transport4::Tcp && !new_data.is_empty() {
                 // The tail changes: the carried matches fit it only if this window was scanned.
                 fs.tcp.carry[d] = match carry {
@@ -718,7 +726,7 @@ impl Detector {
         }
         // Application-layer events found in this packet.
         for ev in tls_events {
-            let info = match self.flows.get(&v.slot).and_then(|f| f.tls.as_ref()) {
+            let info = match self.flows.get(v.slot, v.uid).and_then(|f| f.tls.as_ref()) {
                 Some(t) => t.info.clone(),
                 None => break,
             };
@@ -783,7 +791,7 @@ impl Detector {
         let Some(base) = self.app_event(v, AppProto::Http, side == 0) else {
             return;
         };
-        let Some(fs) = self.flows.get_mut(&v.slot).filter(|f| f.uid == v.uid) else {
+        let Some(fs) = self.flows.get_mut(v.slot, v.uid) else {
             return;
         };
         let body_empty = match resp {
@@ -832,7 +840,7 @@ impl Detector {
         };
         self.run(point, v, &base, &src, Some(app), stage, out);
         if complete {
-            if let Some(fs) = self.flows.get_mut(&v.slot).filter(|f| f.uid == v.uid) {
+            if let Some(fs) = self.flows.get_mut(v.slot, v.uid) {
                 fs.http_fired[side].clear();
             }
         }
@@ -865,7 +873,7 @@ impl Detector {
     }
 
     fn next_tx(&mut self, v: &PacketView<'_, '_>) -> u64 {
-        match self.flows.get_mut(&v.slot).filter(|f| f.uid == v.uid) {
+        match self.flows.get_mut(v.slot, v.uid) {
             Some(f) => {
                 f.tx += 1;
                 f.tx - 1
@@ -931,8 +939,8 @@ impl Detector {
         let key = engine::FlowKey::of(&facts);
         let cached = self
             .flows
-            .get(&v.slot)
-            .filter(|f| f.uid == v.uid && packet_point)
+            .get(v.slot, v.uid)
+            .filter(|_| packet_point)
             .and_then(|f| f.pkt_prefilter[d]);
         let prefilter = match cached {
             Some((k, _, pf)) if k == key => pf,
@@ -955,7 +963,7 @@ impl Detector {
                     .groups
                     .prefilter(&self.rules.compiled, point, subset, key);
                 if packet_point {
-                    if let Some(f) = self.flows.get_mut(&v.slot).filter(|f| f.uid == v.uid) {
+                    if let Some(f) = self.flows.get_mut(v.slot, v.uid) {
                         f.pkt_prefilter[d] = Some((key, subset, pf));
                     }
                 }
@@ -972,7 +980,7 @@ impl Detector {
         let mut empty_bits = Vec::new();
         for &ri in cands {
             let r = &self.rules.compiled.rules[ri as usize];
-            let flow = self.flows.get(&v.slot).filter(|f| f.uid == v.uid);
+            let flow = self.flows.get(v.slot, v.uid);
             if let (Stage::Done(side), Some(f)) = (stage, flow) {
                 if f.http_fired[side].contains(&ri) {
                     continue;
@@ -986,7 +994,7 @@ impl Detector {
                 continue;
             }
             if let Stage::Headers(side) = stage {
-                if let Some(f) = self.flows.get_mut(&v.slot).filter(|f| f.uid == v.uid) {
+                if let Some(f) = self.flows.get_mut(v.slot, v.uid) {
                     if f.http_fired[side].len() < MAX_TX_MATCHES {
                         f.http_fired[side].push(ri);
                     }
@@ -994,7 +1002,7 @@ impl Detector {
             }
             Stats::inc(&self.stats.detect_matches);
             if !r.flowbits.is_empty() {
-                let bits = match self.flows.get_mut(&v.slot).filter(|f| f.uid == v.uid) {
+                let bits = match self.flows.get_mut(v.slot, v.uid) {
                     Some(f) => &mut f.bits,
                     None => &mut empty_bits,
                 };
@@ -1083,7 +1091,7 @@ impl Detector {
         f: &Facts<'_>,
         app: Option<&AppEvent<'_>>,
     ) -> String {
-        let fs = self.flows.get(&v.slot).filter(|s| s.uid == v.uid);
+        let fs = self.flows.get(v.slot, v.uid);
         let (start, hash, pkts, bytes, app_proto, client) = match fs {
             Some(s) => (s.start, s.hash, s.pkts, s.bytes, s.app, s.client),
             None => (v.ts, flow_hash(v), [0; 2], [0; 2], f.app, client_of(v)),
