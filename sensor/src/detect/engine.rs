@@ -8,7 +8,7 @@
 //! order. Rule order puts flowbit writers before readers and unsets last, so that rules
 //! reading a bit set by another rule on the same packet see it, as Suricata's ordering does.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::net::IpAddr;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
@@ -149,6 +149,8 @@ type PatKey = (Buf, Vec<Transform>, Vec<u8>);
 pub struct Scratch {
     seen: Vec<u64>,
     cands: Vec<u32>,
+    /// A buffer's end, folded, for the `endswith` look-ups.
+    tail: Vec<u8>,
     /// The stream direction's carried prefilter matches, lent by the caller for a packet with
     /// a stream window.
     pub carry: Option<StreamCarry>,
@@ -396,7 +398,12 @@ impl Compiled {
         if pi.count == 0 {
             return &sc.cands;
         }
-        let Scratch { seen, cands, carry } = sc;
+        let Scratch {
+            seen,
+            cands,
+            tail,
+            carry,
+        } = sc;
         let mut add = |ri: u32| {
             let (w, b) = (ri as usize / 64, ri % 64);
             if seen[w] & (1 << b) == 0 {
@@ -407,7 +414,6 @@ impl Compiled {
         for &ri in &pi.always {
             add(ri);
         }
-        let mut tail = Vec::new();
         for set in &pi.sets {
             src.any(set.buf, PayloadSel::Prefilter, &mut |data, seen_len| {
                 if let (Some(sc), Some(seen_len), Some(carry)) =
@@ -429,7 +435,7 @@ impl Compiled {
                 for &n in set.end_lens.iter().take_while(|&&n| n <= data.len()) {
                     tail.clear();
                     tail.extend(data[data.len() - n..].iter().map(u8::to_ascii_lowercase));
-                    for &ri in set.ends.get(&tail).map_or(&[][..], Vec::as_slice) {
+                    for &ri in set.ends.get(tail.as_slice()).map_or(&[][..], Vec::as_slice) {
                         add(ri);
                     }
                 }
@@ -455,8 +461,7 @@ fn build_index(
     let mut pi = PointIndex::default();
     // Group by (buffer, transforms), deduplicating patterns.
     let mut groups: Vec<PatGroup> = Vec::new();
-    let mut index: std::collections::HashMap<PatKey, (usize, usize)> =
-        std::collections::HashMap::new();
+    let mut index: HashMap<PatKey, (usize, usize)> = HashMap::new();
     for ri in members {
         pi.count += 1;
         let r = &rules[ri as usize];

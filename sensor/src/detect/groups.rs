@@ -11,7 +11,7 @@
 //! direction no group admits skips inspection outright. Connections cache their packet
 //! prefilter per direction.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::net::IpAddr;
 
 use super::engine::{self, Compiled, FlowKey, Point, PointIndex, POINTS};
