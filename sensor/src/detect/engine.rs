@@ -97,6 +97,9 @@ impl Scanner {
     }
 }
 
+/// Longest prefix of a fast pattern the packet prefilters look for.
+const PACKET_PATTERN_MAX: usize = 16;
+
 /// Largest pattern set searched with [`Literals`]: beyond it, the pair bitmaps fill up and
 /// more positions need a look-up.
 const LITERALS_MAX: usize = 512;
@@ -465,10 +468,15 @@ fn build_index(
     for ri in members {
         pi.count += 1;
         let r = &rules[ri as usize];
-        let Some((li, bytes, at_end)) = fast_pattern(r) else {
+        let Some((li, mut bytes, at_end)) = fast_pattern(r) else {
             pi.always.push(ri);
             continue;
         };
+        if kind == Some(AhoCorasickKind::DFA) && !at_end {
+            // Verification compares the whole content; a short prefix selects as well and
+            // keeps the stream window's rescan of its kept tail short.
+            bytes.truncate(PACKET_PATTERN_MAX);
+        }
         let l = &r.lists[li];
         let (buf, tr) = (l.buf, &l.transforms);
         let g = match groups.iter().position(|g| g.0 == buf && &g.1 == tr) {
@@ -840,7 +848,16 @@ mod tests {
             r#"alert tcp any any -> any any (content:"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"; sid:4;)"#,
             r#"alert tcp any any -> any any (content:"cab"; nocase; sid:5;)"#,
         ]);
-        let pi = c.full_index(Point::PktTcp);
+        // The full prefilter (Aho-Corasick) and a group's (pair bitmaps, cut patterns).
+        for pi in [
+            c.full_index(Point::PktTcp),
+            c.index_of(Point::PktTcp, |_| true),
+        ] {
+            stream_carry_agrees(&c, &pi);
+        }
+    }
+
+    fn stream_carry_agrees(c: &Compiled, pi: &PointIndex) {
         let (mut whole, mut carried) = (Scratch::default(), Scratch::default());
         let mut carry = StreamCarry::default();
         let mut tail: Vec<u8> = Vec::new();
@@ -862,10 +879,10 @@ mod tests {
                 payload_new: true,
                 ..PacketSource::default()
             };
-            let want = c.candidates(&pi, &src, &mut whole).to_vec();
+            let want = c.candidates(pi, &src, &mut whole).to_vec();
             reused += usize::from(carry.set != 0);
             carried.carry = (!tail.is_empty()).then(|| std::mem::take(&mut carry));
-            assert_eq!(c.candidates(&pi, &src, &mut carried), &want[..]);
+            assert_eq!(c.candidates(pi, &src, &mut carried), &want[..]);
             carry = carried.carry.take().filter(|c| c.fresh).unwrap_or_default();
             carry.fresh = false;
             tail = window[window.len() - window.len().min(super::super::STREAM_TAIL)..].to_vec();
