@@ -97,11 +97,23 @@ impl Scanner {
     }
 }
 
+/// What a prefilter is built for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Prefer {
+    /// A group's packet prefilter: the hot path (pair bitmaps, or else a DFA).
+    Packet,
+    /// A group's application-layer prefilter: pair bitmaps, or else what Aho-Corasick picks.
+    Small,
+    /// A point's full prefilter, built only when the group subsets' cache is full.
+    Compact,
+}
+
 /// Longest prefix of a fast pattern the packet prefilters look for.
 const PACKET_PATTERN_MAX: usize = 16;
 
 /// Largest pattern set searched with [`Literals`]: beyond it, the pair bitmaps fill up and
-/// more positions need a look-up.
+/// more positions need a look-up. (Building one costs little: a DFA over a few hundred
+/// patterns takes milliseconds, and packets wait for it.)
 const LITERALS_MAX: usize = 512;
 
 pub struct PfSet {
@@ -152,7 +164,7 @@ type PatKey = (Buf, Vec<Transform>, Vec<u8>);
 pub struct Scratch {
     seen: Vec<u64>,
     cands: Vec<u32>,
-    /// A buffer's end, folded, for the `endswith` look-ups.
+    /// A buffer, folded, for the `endswith` look-ups.
     tail: Vec<u8>,
     /// The stream direction's carried prefilter matches, lent by the caller for a packet with
     /// a stream window.
@@ -363,9 +375,11 @@ impl Compiled {
 
     /// The prefilter over the rules at `p` that `keep` admits (a header group's rules).
     pub fn index_of(&self, p: Point, keep: impl Fn(u32) -> bool) -> PointIndex {
-        // Packets are the hot path, and a group subset is small enough for the pair-bitmap
-        // scanner (or else a DFA) to cost little memory.
-        let kind = ((p as usize) <= Point::PktOther as usize).then_some(AhoCorasickKind::DFA);
+        let kind = if (p as usize) <= Point::PktOther as usize {
+            Prefer::Packet
+        } else {
+            Prefer::Small
+        };
         build_index(
             &self.rules,
             self.members[p as usize]
@@ -379,7 +393,11 @@ impl Compiled {
     /// The prefilter over every rule at `p` (compact: built only when the group subsets'
     /// cache is full).
     pub fn full_index(&self, p: Point) -> PointIndex {
-        build_index(&self.rules, self.members[p as usize].iter().copied(), None)
+        build_index(
+            &self.rules,
+            self.members[p as usize].iter().copied(),
+            Prefer::Compact,
+        )
     }
 
     pub fn rules_at(&self, p: Point) -> usize {
@@ -435,11 +453,15 @@ impl Compiled {
                         }
                     });
                 }
-                for &n in set.end_lens.iter().take_while(|&&n| n <= data.len()) {
+                if !set.end_lens.is_empty() {
+                    // Folded once; each length looks its suffix up.
                     tail.clear();
-                    tail.extend(data[data.len() - n..].iter().map(u8::to_ascii_lowercase));
-                    for &ri in set.ends.get(tail.as_slice()).map_or(&[][..], Vec::as_slice) {
-                        add(ri);
+                    tail.extend(data.iter().map(u8::to_ascii_lowercase));
+                    for &n in set.end_lens.iter().take_while(|&&n| n <= tail.len()) {
+                        let end = &tail[tail.len() - n..];
+                        for &ri in set.ends.get(end).map_or(&[][..], Vec::as_slice) {
+                            add(ri);
+                        }
                     }
                 }
                 false
@@ -456,11 +478,7 @@ impl Compiled {
 /// The prefilter over `members` (rule indices at one point, in evaluation order): one
 /// automaton per (buffer, transforms) pair over the rules' fast patterns, and the rules
 /// without a usable pattern.
-fn build_index(
-    rules: &[Rule],
-    members: impl Iterator<Item = u32>,
-    kind: Option<AhoCorasickKind>,
-) -> PointIndex {
+fn build_index(rules: &[Rule], members: impl Iterator<Item = u32>, kind: Prefer) -> PointIndex {
     let mut pi = PointIndex::default();
     // Group by (buffer, transforms), deduplicating patterns.
     let mut groups: Vec<PatGroup> = Vec::new();
@@ -472,7 +490,7 @@ fn build_index(
             pi.always.push(ri);
             continue;
         };
-        if kind == Some(AhoCorasickKind::DFA) && !at_end {
+        if kind == Prefer::Packet && !at_end {
             // Verification compares the whole content; a short prefix selects as well and
             // keeps the stream window's rescan of its kept tail short.
             bytes.truncate(PACKET_PATTERN_MAX);
@@ -501,17 +519,16 @@ fn build_index(
         index.insert(key, (g, groups[g].2.len() - 1));
     }
     for (buf, transforms, patterns, rules_of, ends) in groups {
-        // `kind` DFA marks the packet prefilters (the hot path).
         let scanner = match (kind, patterns.len()) {
             (_, 0) => None,
-            (Some(AhoCorasickKind::DFA), n) if n <= LITERALS_MAX => {
+            (Prefer::Packet | Prefer::Small, n) if n <= LITERALS_MAX => {
                 Some(Scanner::Literals(Literals::new(&patterns)))
             }
             _ => Some(Scanner::Ac(
                 AhoCorasickBuilder::new()
                     .ascii_case_insensitive(true)
                     .match_kind(MatchKind::Standard)
-                    .kind(kind)
+                    .kind((kind == Prefer::Packet).then_some(AhoCorasickKind::DFA))
                     .build(&patterns)
                     .expect("literal patterns always build"),
             )),
