@@ -908,6 +908,36 @@ mod tests {
     }
 
     #[test]
+    fn flow_keys_rule_out_direction_and_protocol() {
+        let c = compiled(&[
+            r#"alert tcp any any -> any any (flow:to_client; content:"abc"; sid:1;)"#,
+            r#"alert smtp any any -> any any (content:"abc"; sid:2;)"#,
+            r#"alert tcp any any -> any any (app-layer-protocol:!http; content:"abc"; sid:3;)"#,
+            r#"alert tcp any any -> any any (content:"abc"; sid:4;)"#,
+        ]);
+        let admitted = |to_server, app, app_none_final| -> Vec<u32> {
+            let k = FlowKey {
+                to_server,
+                app,
+                app_none_final,
+            };
+            let mut v: Vec<u32> = c
+                .rules
+                .iter()
+                .filter(|r| flow_key_admits(r, &k))
+                .map(|r| r.sid)
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(admitted(true, None, false), [4]);
+        assert_eq!(admitted(false, None, false), [1, 4]);
+        assert_eq!(admitted(true, None, true), [3, 4]);
+        assert_eq!(admitted(true, Some(AppProto::Smtp), false), [2, 3, 4]);
+        assert_eq!(admitted(true, Some(AppProto::Http), false), [4]);
+    }
+
+    #[test]
     fn buffer_ends_are_looked_up_not_scanned() {
         let c = compiled(&[
             r#"alert dns any any -> any any (dns.query; dotprefix; content:".evil.example"; endswith; nocase; sid:1;)"#,
