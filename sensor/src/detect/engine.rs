@@ -8,12 +8,13 @@
 //! order. Rule order puts flowbit writers before readers and unsets last, so that rules
 //! reading a bit set by another rule on the same packet see it, as Suricata's ordering does.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::net::IpAddr;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 use super::inspect::{self, VarSlots};
+use super::literals::Literals;
 use super::rule::*;
 use crate::decode::{IpLayer, Transport};
 
@@ -74,10 +75,51 @@ pub struct Facts<'a> {
     pub stream_bytes: [u64; 2],
 }
 
+/// A prefilter's multi-pattern search.
+enum Scanner {
+    /// Packet groups' few hundred patterns (see [`Literals`]).
+    Literals(Literals),
+    /// Larger sets: a point's full prefilter, the application-layer buffers.
+    Ac(AhoCorasick),
+}
+
+impl Scanner {
+    /// Calls `f(start, end, pattern)` for every occurrence of every pattern in `hay`.
+    fn for_each(&self, hay: &[u8], f: &mut dyn FnMut(usize, usize, u32)) {
+        match self {
+            Scanner::Literals(l) => l.for_each(hay, &mut |i, id| f(i, i + l.len_of(id), id)),
+            Scanner::Ac(ac) => {
+                for m in ac.find_overlapping_iter(hay) {
+                    f(m.start(), m.end(), m.pattern().as_u32());
+                }
+            }
+        }
+    }
+}
+
+/// What a prefilter is built for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Prefer {
+    /// A group's packet prefilter: the hot path (pair bitmaps, or else a DFA).
+    Packet,
+    /// A group's application-layer prefilter: pair bitmaps, or else what Aho-Corasick picks.
+    Small,
+    /// A point's full prefilter, built only when the group subsets' cache is full.
+    Compact,
+}
+
+/// Longest prefix of a fast pattern the packet prefilters look for.
+const PACKET_PATTERN_MAX: usize = 16;
+
+/// Largest pattern set searched with [`Literals`]: beyond it, the pair bitmaps fill up and
+/// more positions need a look-up. (Building one costs little: a DFA over a few hundred
+/// patterns takes milliseconds, and packets wait for it.)
+const LITERALS_MAX: usize = 512;
+
 pub struct PfSet {
     buf: Buf,
     transforms: Vec<Transform>,
-    ac: Option<AhoCorasick>,
+    scanner: Option<Scanner>,
     /// Rules per pattern id.
     rules: Vec<Vec<u32>>,
     /// Fast patterns that must end the buffer (`endswith`: the IOC-style `dns.query` and
@@ -122,6 +164,8 @@ type PatKey = (Buf, Vec<Transform>, Vec<u8>);
 pub struct Scratch {
     seen: Vec<u64>,
     cands: Vec<u32>,
+    /// A buffer, folded, for the `endswith` look-ups.
+    tail: Vec<u8>,
     /// The stream direction's carried prefilter matches, lent by the caller for a packet with
     /// a stream window.
     pub carry: Option<StreamCarry>,
@@ -151,7 +195,7 @@ pub struct StreamCarry {
 /// tail, and leaves in `carry` the matches in the tail the next segment will keep.
 fn stream_scan(
     set: &PfSet,
-    ac: &AhoCorasick,
+    scanner: &Scanner,
     data: &[u8],
     seen: usize,
     carry: &mut StreamCarry,
@@ -174,24 +218,23 @@ fn stream_scan(
         start >= keep_from
     });
     let mut whole = true;
-    for m in ac.find_overlapping_iter(&data[from..]) {
-        let (start, end) = (m.start() + from, m.end() + from);
+    scanner.for_each(&data[from..], &mut |start, end, pid| {
+        let (start, end) = (start + from, end + from);
         if reuse && end <= seen {
             // Wholly in the old tail: carried.
-            continue;
+            return;
         }
-        let pid = m.pattern().as_usize();
-        for &ri in &set.rules[pid] {
+        for &ri in &set.rules[pid as usize] {
             add(ri);
         }
         if start >= keep_from {
             if carry.hits.len() < MAX_CARRY {
-                carry.hits.push(((data.len() - start) as u16, pid as u32));
+                carry.hits.push(((data.len() - start) as u16, pid));
             } else {
                 whole = false;
             }
         }
-    }
+    });
     carry.set = if whole { set.id } else { 0 };
     carry.tail_len = data.len() - keep_from;
     carry.fresh = true;
@@ -332,9 +375,11 @@ impl Compiled {
 
     /// The prefilter over the rules at `p` that `keep` admits (a header group's rules).
     pub fn index_of(&self, p: Point, keep: impl Fn(u32) -> bool) -> PointIndex {
-        // Packets are the hot path, and a group subset is small enough for a DFA (the
-        // fastest scan) to cost little memory.
-        let kind = ((p as usize) <= Point::PktOther as usize).then_some(AhoCorasickKind::DFA);
+        let kind = if (p as usize) <= Point::PktOther as usize {
+            Prefer::Packet
+        } else {
+            Prefer::Small
+        };
         build_index(
             &self.rules,
             self.members[p as usize]
@@ -348,7 +393,11 @@ impl Compiled {
     /// The prefilter over every rule at `p` (compact: built only when the group subsets'
     /// cache is full).
     pub fn full_index(&self, p: Point) -> PointIndex {
-        build_index(&self.rules, self.members[p as usize].iter().copied(), None)
+        build_index(
+            &self.rules,
+            self.members[p as usize].iter().copied(),
+            Prefer::Compact,
+        )
     }
 
     pub fn rules_at(&self, p: Point) -> usize {
@@ -370,7 +419,12 @@ impl Compiled {
         if pi.count == 0 {
             return &sc.cands;
         }
-        let Scratch { seen, cands, carry } = sc;
+        let Scratch {
+            seen,
+            cands,
+            tail,
+            carry,
+        } = sc;
         let mut add = |ri: u32| {
             let (w, b) = (ri as usize / 64, ri % 64);
             if seen[w] & (1 << b) == 0 {
@@ -381,29 +435,33 @@ impl Compiled {
         for &ri in &pi.always {
             add(ri);
         }
-        let mut tail = Vec::new();
         for set in &pi.sets {
             src.any(set.buf, PayloadSel::Prefilter, &mut |data, seen_len| {
-                if let (Some(ac), Some(seen_len), Some(carry)) = (&set.ac, seen_len, carry.as_mut())
+                if let (Some(sc), Some(seen_len), Some(carry)) =
+                    (&set.scanner, seen_len, carry.as_mut())
                 {
                     if set.buf == Buf::Payload && set.transforms.is_empty() {
-                        stream_scan(set, ac, data, seen_len, carry, &mut add);
+                        stream_scan(set, sc, data, seen_len, carry, &mut add);
                         return false;
                     }
                 }
                 let data = inspect::transform(data, &set.transforms);
-                if let Some(ac) = &set.ac {
-                    for m in ac.find_overlapping_iter(&*data) {
-                        for &ri in &set.rules[m.pattern().as_usize()] {
+                if let Some(sc) = &set.scanner {
+                    sc.for_each(&data, &mut |_, _, pid| {
+                        for &ri in &set.rules[pid as usize] {
                             add(ri);
                         }
-                    }
+                    });
                 }
-                for &n in set.end_lens.iter().take_while(|&&n| n <= data.len()) {
+                if !set.end_lens.is_empty() {
+                    // Folded once; each length looks its suffix up.
                     tail.clear();
-                    tail.extend(data[data.len() - n..].iter().map(u8::to_ascii_lowercase));
-                    for &ri in set.ends.get(&tail).map_or(&[][..], Vec::as_slice) {
-                        add(ri);
+                    tail.extend(data.iter().map(u8::to_ascii_lowercase));
+                    for &n in set.end_lens.iter().take_while(|&&n| n <= tail.len()) {
+                        let end = &tail[tail.len() - n..];
+                        for &ri in set.ends.get(end).map_or(&[][..], Vec::as_slice) {
+                            add(ri);
+                        }
                     }
                 }
                 false
@@ -420,23 +478,23 @@ impl Compiled {
 /// The prefilter over `members` (rule indices at one point, in evaluation order): one
 /// automaton per (buffer, transforms) pair over the rules' fast patterns, and the rules
 /// without a usable pattern.
-fn build_index(
-    rules: &[Rule],
-    members: impl Iterator<Item = u32>,
-    kind: Option<AhoCorasickKind>,
-) -> PointIndex {
+fn build_index(rules: &[Rule], members: impl Iterator<Item = u32>, kind: Prefer) -> PointIndex {
     let mut pi = PointIndex::default();
     // Group by (buffer, transforms), deduplicating patterns.
     let mut groups: Vec<PatGroup> = Vec::new();
-    let mut index: std::collections::HashMap<PatKey, (usize, usize)> =
-        std::collections::HashMap::new();
+    let mut index: HashMap<PatKey, (usize, usize)> = HashMap::new();
     for ri in members {
         pi.count += 1;
         let r = &rules[ri as usize];
-        let Some((li, bytes, at_end)) = fast_pattern(r) else {
+        let Some((li, mut bytes, at_end)) = fast_pattern(r) else {
             pi.always.push(ri);
             continue;
         };
+        if kind == Prefer::Packet && !at_end {
+            // Verification compares the whole content; a short prefix selects as well and
+            // keeps the stream window's rescan of its kept tail short.
+            bytes.truncate(PACKET_PATTERN_MAX);
+        }
         let l = &r.lists[li];
         let (buf, tr) = (l.buf, &l.transforms);
         let g = match groups.iter().position(|g| g.0 == buf && &g.1 == tr) {
@@ -461,14 +519,20 @@ fn build_index(
         index.insert(key, (g, groups[g].2.len() - 1));
     }
     for (buf, transforms, patterns, rules_of, ends) in groups {
-        let ac = (!patterns.is_empty()).then(|| {
-            AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
-                .kind(kind)
-                .build(&patterns)
-                .expect("literal patterns always build")
-        });
+        let scanner = match (kind, patterns.len()) {
+            (_, 0) => None,
+            (Prefer::Packet | Prefer::Small, n) if n <= LITERALS_MAX => {
+                Some(Scanner::Literals(Literals::new(&patterns)))
+            }
+            _ => Some(Scanner::Ac(
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .kind((kind == Prefer::Packet).then_some(AhoCorasickKind::DFA))
+                    .build(&patterns)
+                    .expect("literal patterns always build"),
+            )),
+        };
         let mut end_lens: Vec<usize> = ends.keys().map(Vec::len).collect();
         end_lens.sort_unstable();
         end_lens.dedup();
@@ -476,7 +540,7 @@ fn build_index(
         pi.sets.push(PfSet {
             buf,
             transforms,
-            ac,
+            scanner,
             rules: rules_of,
             ends,
             end_lens,
@@ -517,6 +581,35 @@ pub fn header_matches(r: &Rule, f: &Facts<'_>) -> bool {
         && h.dport.matches(f.sport))
 }
 
+/// What a packet or transaction shows the rules besides its endpoints and content, fixed for
+/// a connection direction until the application protocol is found: a prefilter is built per
+/// key (see [`super::groups`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub to_server: bool,
+    pub app: Option<AppProto>,
+    /// No application protocol, and none will be found (`app` is `None`).
+    pub app_none_final: bool,
+}
+
+impl FlowKey {
+    pub fn of(f: &Facts<'_>) -> FlowKey {
+        FlowKey {
+            to_server: f.to_server,
+            app: f.app,
+            app_none_final: f.app.is_none() && f.app_final,
+        }
+    }
+}
+
+/// Whether `r` can match anything with flow key `k`: the direction, header protocol and
+/// `app-layer-protocol` checks of [`verify`], decided once per key.
+pub fn flow_key_admits(r: &Rule, k: &FlowKey) -> bool {
+    r.flow.to_server.is_none_or(|t| t == k.to_server)
+        && r.header.app.is_none_or(|a| k.app == Some(a))
+        && app_layer_matches(r, k.app, k.app_none_final)
+}
+
 fn flow_matches(r: &Rule, f: &Facts<'_>) -> bool {
     if let Some(ts) = r.flow.to_server {
         if ts != f.to_server {
@@ -531,13 +624,13 @@ fn flow_matches(r: &Rule, f: &Facts<'_>) -> bool {
     true
 }
 
-fn app_layer_matches(r: &Rule, f: &Facts<'_>) -> bool {
+fn app_layer_matches(r: &Rule, app: Option<AppProto>, app_final: bool) -> bool {
     r.app_layer.iter().all(|&(a, neg)| {
-        if f.app.is_none() && !f.app_final {
+        if app.is_none() && !app_final {
             // Not known yet: neither `http` nor `!http` holds.
             return false;
         }
-        (f.app == Some(a)) != neg
+        (app == Some(a)) != neg
     })
 }
 
@@ -708,7 +801,7 @@ fn payload_sel(r: &Rule) -> PayloadSel {
 pub fn verify(r: &Rule, f: &Facts<'_>, src: &dyn Source, bits: &[u32]) -> bool {
     if !header_matches(r, f)
         || !flow_matches(r, f)
-        || !app_layer_matches(r, f)
+        || !app_layer_matches(r, f.app, f.app_final)
         || !flowbits_match(r, bits)
         || !packet_matches(r, f)
     {
@@ -772,7 +865,16 @@ mod tests {
             r#"alert tcp any any -> any any (content:"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"; sid:4;)"#,
             r#"alert tcp any any -> any any (content:"cab"; nocase; sid:5;)"#,
         ]);
-        let pi = c.full_index(Point::PktTcp);
+        // The full prefilter (Aho-Corasick) and a group's (pair bitmaps, cut patterns).
+        for pi in [
+            c.full_index(Point::PktTcp),
+            c.index_of(Point::PktTcp, |_| true),
+        ] {
+            stream_carry_agrees(&c, &pi);
+        }
+    }
+
+    fn stream_carry_agrees(c: &Compiled, pi: &PointIndex) {
         let (mut whole, mut carried) = (Scratch::default(), Scratch::default());
         let mut carry = StreamCarry::default();
         let mut tail: Vec<u8> = Vec::new();
@@ -794,15 +896,45 @@ mod tests {
                 payload_new: true,
                 ..PacketSource::default()
             };
-            let want = c.candidates(&pi, &src, &mut whole).to_vec();
+            let want = c.candidates(pi, &src, &mut whole).to_vec();
             reused += usize::from(carry.set != 0);
             carried.carry = (!tail.is_empty()).then(|| std::mem::take(&mut carry));
-            assert_eq!(c.candidates(&pi, &src, &mut carried), &want[..]);
+            assert_eq!(c.candidates(pi, &src, &mut carried), &want[..]);
             carry = carried.carry.take().filter(|c| c.fresh).unwrap_or_default();
             carry.fresh = false;
             tail = window[window.len() - window.len().min(super::super::STREAM_TAIL)..].to_vec();
         }
         assert!(reused > 200, "{reused}");
+    }
+
+    #[test]
+    fn flow_keys_rule_out_direction_and_protocol() {
+        let c = compiled(&[
+            r#"alert tcp any any -> any any (flow:to_client; content:"abc"; sid:1;)"#,
+            r#"alert smtp any any -> any any (content:"abc"; sid:2;)"#,
+            r#"alert tcp any any -> any any (app-layer-protocol:!http; content:"abc"; sid:3;)"#,
+            r#"alert tcp any any -> any any (content:"abc"; sid:4;)"#,
+        ]);
+        let admitted = |to_server, app, app_none_final| -> Vec<u32> {
+            let k = FlowKey {
+                to_server,
+                app,
+                app_none_final,
+            };
+            let mut v: Vec<u32> = c
+                .rules
+                .iter()
+                .filter(|r| flow_key_admits(r, &k))
+                .map(|r| r.sid)
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(admitted(true, None, false), [4]);
+        assert_eq!(admitted(false, None, false), [1, 4]);
+        assert_eq!(admitted(true, None, true), [3, 4]);
+        assert_eq!(admitted(true, Some(AppProto::Smtp), false), [2, 3, 4]);
+        assert_eq!(admitted(true, Some(AppProto::Http), false), [4]);
     }
 
     #[test]

@@ -4,19 +4,24 @@
 //! Rules with the same header (protocol, addresses, ports, `<>`) form a group. For a packet's
 //! endpoints the groups whose header admits them are found by evaluating each distinct
 //! address and port expression once; the set of admitting groups at an inspection point
-//! names a prefilter built on first use and cached ([`GroupCache`], bounded: past
-//! [`MAX_SUBSETS`] the point's full prefilter serves). A direction no group admits skips
-//! inspection outright. Connections cache their packet prefilter per direction.
+//! names a subset of rules ([`GroupCache`], bounded: past [`MAX_SUBSETS`] the point's full
+//! prefilter serves). A subset's prefilter is built on first use for each [`FlowKey`] (the
+//! direction and application protocol, which rule by rule rule out most of the subset), so
+//! that a packet's scan looks only for patterns of rules that can still match it. A
+//! direction no group admits skips inspection outright. Connections cache their packet
+//! prefilter per direction.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::net::IpAddr;
 
-use super::engine::{Compiled, Point, PointIndex, POINTS};
+use super::engine::{self, Compiled, FlowKey, Point, PointIndex, POINTS};
 use super::rule::{Proto, Rule};
 use super::vars::{AddrExpr, AddrMatcher, PortExpr};
 
-/// Prefilters built for header-group subsets before the full ones take over.
+/// Header-group subsets told apart before the full prefilters take over.
 pub const MAX_SUBSETS: usize = 256;
+/// Prefilters built for (subset, flow key) pairs before the full ones take over.
+pub const MAX_PREFILTERS: usize = 1024;
 
 #[derive(Clone, Copy, Debug)]
 struct GroupHdr {
@@ -230,12 +235,15 @@ impl Classes {
     }
 }
 
-/// Prefilters built for group subsets, and which subset each key names.
+/// Group subsets, the prefilters built for them, and which subset each key names.
 #[derive(Default)]
 pub struct GroupCache {
     ids: HashMap<(u8, Vec<u64>), u32>,
     classes: Classes,
-    subsets: Vec<PointIndex>,
+    /// Each subset's admitted groups (a bit per group id).
+    subsets: Vec<Vec<u64>>,
+    prefilter_ids: HashMap<(u32, u8, FlowKey), u32>,
+    prefilters: Vec<PointIndex>,
     /// Each point's prefilter over all its rules, once the cache is full.
     full: Vec<Option<PointIndex>>,
     key: Vec<u64>,
@@ -244,10 +252,17 @@ pub struct GroupCache {
     pub overflows: u64,
 }
 
-/// A prefilter choice: a cached subset, or the point's full prefilter.
+/// A rule subset: cached, or the point's every rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Subset {
     Cached(u32),
+    Full,
+}
+
+/// A prefilter choice: one built for a subset and flow key, or the point's full prefilter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prefilter {
+    Built(u32),
     Full,
 }
 
@@ -288,20 +303,18 @@ impl GroupCache {
             Some(id) => Subset::Cached(id),
             None if self.subsets.len() >= MAX_SUBSETS => {
                 self.overflows += 1;
-                self.full.resize_with(POINTS, || None);
-                self.full[p as usize].get_or_insert_with(|| c.full_index(p));
+                self.full_at(c, p);
                 Subset::Full
             }
             None => {
                 let at = &c.groups.at_point[p as usize];
-                let admitted: std::collections::HashSet<u32> = at
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| ck.1[i / 64] & (1 << (i % 64)) != 0)
-                    .map(|(_, &g)| g)
-                    .collect();
-                let idx = c.index_of(p, |ri| admitted.contains(&c.groups.rule_group[ri as usize]));
-                self.subsets.push(idx);
+                let mut admitted = vec![0u64; c.groups.groups.len().div_ceil(64)];
+                for (i, &g) in at.iter().enumerate() {
+                    if ck.1[i / 64] & (1 << (i % 64)) != 0 {
+                        admitted[g as usize / 64] |= 1 << (g % 64);
+                    }
+                }
+                self.subsets.push(admitted);
                 let id = (self.subsets.len() - 1) as u32;
                 self.ids.insert(ck.clone(), id);
                 Subset::Cached(id)
@@ -311,17 +324,50 @@ impl GroupCache {
         out
     }
 
-    pub fn index(&self, p: Point, s: Subset) -> &PointIndex {
-        match s {
-            Subset::Cached(id) => &self.subsets[id as usize],
-            // Built by `subset` when it first answered `Full` for this point.
-            Subset::Full => self.full[p as usize]
+    /// The point's prefilter over all its rules, built on first need.
+    fn full_at(&mut self, c: &Compiled, p: Point) {
+        self.full.resize_with(POINTS, || None);
+        self.full[p as usize].get_or_insert_with(|| c.full_index(p));
+    }
+
+    /// The prefilter over the rules of subset `s` that a packet or transaction with flow
+    /// key `k` can match at `p`.
+    pub fn prefilter(&mut self, c: &Compiled, p: Point, s: Subset, k: FlowKey) -> Prefilter {
+        let Subset::Cached(sid) = s else {
+            return Prefilter::Full;
+        };
+        let key = (sid, p as u8, k);
+        if let Some(&id) = self.prefilter_ids.get(&key) {
+            return Prefilter::Built(id);
+        }
+        if self.prefilters.len() >= MAX_PREFILTERS {
+            self.overflows += 1;
+            self.full_at(c, p);
+            return Prefilter::Full;
+        }
+        let admitted = &self.subsets[sid as usize];
+        let idx = c.index_of(p, |ri| {
+            let g = c.groups.rule_group[ri as usize];
+            admitted[g as usize / 64] & (1 << (g % 64)) != 0
+                && engine::flow_key_admits(&c.rules[ri as usize], &k)
+        });
+        self.prefilters.push(idx);
+        let id = (self.prefilters.len() - 1) as u32;
+        self.prefilter_ids.insert(key, id);
+        Prefilter::Built(id)
+    }
+
+    pub fn index(&self, p: Point, pf: Prefilter) -> &PointIndex {
+        match pf {
+            Prefilter::Built(id) => &self.prefilters[id as usize],
+            // Built by `subset` or `prefilter` when they first answered `Full` for this point.
+            Prefilter::Full => self.full[p as usize]
                 .as_ref()
                 .expect("full prefilter built"),
         }
     }
 
     pub fn built(&self) -> usize {
-        self.subsets.len()
+        self.prefilters.len()
     }
 }

@@ -20,9 +20,11 @@ pub mod eve;
 pub mod feed;
 pub mod groups;
 pub mod inspect;
+pub mod literals;
 pub mod parse;
 pub mod pcre;
 pub mod rule;
+pub mod slots;
 pub mod tls;
 pub mod vars;
 
@@ -345,8 +347,9 @@ struct FlowState {
     /// rules that matched then (not matched again when the message completes).
     http_open: [Option<u64>; 2],
     http_fired: [Vec<u32>; 2],
-    /// The packet prefilter of each direction (see [`groups`]).
-    pkt_subset: [Option<groups::Subset>; 2],
+    /// The packet prefilter of each direction, the flow key and rule subset it is for (see
+    /// [`groups`]).
+    pkt_prefilter: [Option<(engine::FlowKey, groups::Subset, groups::Prefilter)>; 2],
 }
 
 impl FlowState {
@@ -370,12 +373,31 @@ impl FlowState {
             resp_tx: 0,
             http_open: [None; 2],
             http_fired: [Vec::new(), Vec::new()],
-            pkt_subset: [None; 2],
+            pkt_prefilter: [None; 2],
         }
     }
 }
 
+impl slots::SlotState for FlowState {
+    fn uid(&self) -> Uid {
+        self.uid
+    }
+}
+
 impl FlowState {
+    /// Becomes `fresh`, keeping the buffers' allocations (states are reused, see [`slots`]).
+    fn refill(&mut self, fresh: FlowState) {
+        let mut used = std::mem::replace(self, fresh);
+        for d in 0..2 {
+            used.tcp.tail[d].clear();
+            self.tcp.tail[d] = std::mem::take(&mut used.tcp.tail[d]);
+            used.http_fired[d].clear();
+            self.http_fired[d] = std::mem::take(&mut used.http_fired[d]);
+        }
+        used.bits.clear();
+        self.bits = used.bits;
+    }
+
     /// `client` is the client after all: every per-direction record changes sides.
     fn reverse(&mut self, client: (IpAddr, u16)) {
         self.client = client;
@@ -387,16 +409,15 @@ impl FlowState {
         self.tcp.next.swap(0, 1);
         self.tcp.tail.swap(0, 1);
         self.tcp.carry.swap(0, 1);
-        self.pkt_subset.swap(0, 1);
+        self.pkt_prefilter.swap(0, 1);
     }
 }
 
 /// The detector: a loaded rule set plus bounded per-connection and threshold state.
 pub struct Detector {
     rules: RuleSet,
-    /// Boxed: the table is sized for `max_flows` at start, the states only as they come.
-    flows: hashbrown::HashMap<u32, Box<FlowState>>,
-    max_flows: usize,
+    /// Boxed: the table holds `max_flows` at most, the states come as connections do.
+    flows: slots::SlotTable<FlowState>,
     thresholds: HashMap<(u32, TrackKey), ThState>,
     max_thresholds: usize,
     scratch: Scratch,
@@ -458,8 +479,7 @@ impl Detector {
     pub fn new(rules: RuleSet, cfg: &DetectSection, stats: Arc<Stats>) -> Detector {
         Detector {
             rules,
-            flows: hashbrown::HashMap::with_capacity(cfg.max_flows.min(1 << 16)),
-            max_flows: cfg.max_flows,
+            flows: slots::SlotTable::new(cfg.max_flows),
             thresholds: HashMap::new(),
             max_thresholds: cfg.max_threshold_entries,
             scratch: Scratch::default(),
@@ -504,39 +524,29 @@ impl Detector {
     /// The client (Suricata's orientation: the first sender) and the application protocol
     /// of the packet's connection, when the detector tracks it.
     pub fn flow_of(&self, v: &PacketView<'_, '_>) -> Option<((IpAddr, u16), Option<AppProto>)> {
-        self.flows
-            .get(&v.slot)
-            .filter(|f| f.uid == v.uid)
-            .map(|f| (f.client, f.app))
+        self.flows.get(v.slot, v.uid).map(|f| (f.client, f.app))
     }
 
     /// The connection ended: its state is dropped.
     pub fn conn_end(&mut self, slot: u32, uid: Uid) {
-        if self.flows.get(&slot).is_some_and(|f| f.uid == uid) {
-            self.flows.remove(&slot);
-        }
+        self.flows.remove(slot, uid);
     }
 
     fn flow_mut(&mut self, v: &PacketView<'_, '_>) -> Option<&mut FlowState> {
-        let len = self.flows.len();
-        let full = len >= self.max_flows;
-        let fresh = || FlowState::new(v.uid, v.ts, flow_hash(v), client_of(v));
-        match self.flows.entry(v.slot) {
-            hashbrown::hash_map::Entry::Occupied(e) => {
-                let st = e.into_mut();
-                if st.uid != v.uid {
-                    **st = fresh();
+        let st = self.flows.get_or_insert(v.slot, v.uid, |used| {
+            let fresh = FlowState::new(v.uid, v.ts, flow_hash(v), client_of(v));
+            match used {
+                Some(mut st) => {
+                    st.refill(fresh);
+                    st
                 }
-                Some(&mut **st)
+                None => Box::new(fresh),
             }
-            hashbrown::hash_map::Entry::Vacant(e) => {
-                if full {
-                    Stats::inc(&self.stats.detect_flows_full);
-                    return None;
-                }
-                Some(&mut **e.insert(Box::new(fresh())))
-            }
+        });
+        if st.is_none() {
+            Stats::inc(&self.stats.detect_flows_full);
         }
+        st
     }
 
     /// Every packet of a connection (after the flow stage): packet and stream rules, TCP
@@ -685,7 +695,7 @@ impl Detector {
         self.window = window;
         let carry = self.scratch.carry.take();
         // Keep the tail for the next segment.
-        if let Some(fs) = self.flows.get_mut(&v.slot).filter(|f| f.uid == v.uid) {
+        if let Some(fs) = self.flows.get_mut(v.slot, v.uid) {
             if v.transport == Transport4::Tcp && !new_data.is_empty() {
                 // The tail changes: the carried matches fit it only if this window was scanned.
                 fs.tcp.carry[d] = match carry {
@@ -716,7 +726,7 @@ impl Detector {
         }
         // Application-layer events found in this packet.
         for ev in tls_events {
-            let info = match self.flows.get(&v.slot).and_then(|f| f.tls.as_ref()) {
+            let info = match self.flows.get(v.slot, v.uid).and_then(|f| f.tls.as_ref()) {
                 Some(t) => t.info.clone(),
                 None => break,
             };
@@ -735,16 +745,11 @@ impl Detector {
                     icmp_header: &[],
                 },
             };
-            let obj = tls_obj(&info);
-            self.run(
-                point,
-                v,
-                &facts_base,
-                &src,
-                Some((None, obj)),
-                Stage::Once,
-                out,
-            );
+            let app = AppEvent {
+                tx: None,
+                obj: AppObj::Tls(&info),
+            };
+            self.run(point, v, &facts_base, &src, Some(app), Stage::Once, out);
         }
     }
 
@@ -786,7 +791,7 @@ impl Detector {
         let Some(base) = self.app_event(v, AppProto::Http, side == 0) else {
             return;
         };
-        let Some(fs) = self.flows.get_mut(&v.slot).filter(|f| f.uid == v.uid) else {
+        let Some(fs) = self.flows.get_mut(v.slot, v.uid) else {
             return;
         };
         let body_empty = match resp {
@@ -824,15 +829,18 @@ impl Detector {
             to_server: side == 0,
             packet: packet_only(v),
         };
-        let obj = http_obj(req, resp, v);
         let point = if side == 0 {
             Point::HttpRequest
         } else {
             Point::HttpResponse
         };
-        self.run(point, v, &base, &src, Some((Some(tx), obj)), stage, out);
+        let app = AppEvent {
+            tx: Some(tx),
+            obj: AppObj::Http(req, resp),
+        };
+        self.run(point, v, &base, &src, Some(app), stage, out);
         if complete {
-            if let Some(fs) = self.flows.get_mut(&v.slot).filter(|f| f.uid == v.uid) {
+            if let Some(fs) = self.flows.get_mut(v.slot, v.uid) {
                 fs.http_fired[side].clear();
             }
         }
@@ -857,21 +865,15 @@ impl Detector {
             msg,
             packet: packet_only(v),
         };
-        let obj = dns_obj(msg);
-        let tx = self.next_tx(v);
-        self.run(
-            Point::Dns,
-            v,
-            &base,
-            &src,
-            Some((Some(tx), obj)),
-            Stage::Once,
-            out,
-        );
+        let app = AppEvent {
+            tx: Some(self.next_tx(v)),
+            obj: AppObj::Dns(msg),
+        };
+        self.run(Point::Dns, v, &base, &src, Some(app), Stage::Once, out);
     }
 
     fn next_tx(&mut self, v: &PacketView<'_, '_>) -> u64 {
-        match self.flows.get_mut(&v.slot).filter(|f| f.uid == v.uid) {
+        match self.flows.get_mut(v.slot, v.uid) {
             Some(f) => {
                 f.tx += 1;
                 f.tx - 1
@@ -913,7 +915,7 @@ impl Detector {
         v: &PacketView<'_, '_>,
         ff: &FlowFacts,
         src: &dyn Source,
-        app: Option<(Option<u64>, Option<String>)>,
+        app: Option<AppEvent<'_>>,
         stage: Stage,
         out: &mut dyn RecordSink,
     ) {
@@ -934,32 +936,42 @@ impl Detector {
         };
         let d = usize::from(!ff.to_server);
         let packet_point = (point as usize) <= Point::PktOther as usize;
+        let key = engine::FlowKey::of(&facts);
         let cached = self
             .flows
-            .get(&v.slot)
-            .filter(|f| f.uid == v.uid && packet_point)
-            .and_then(|f| f.pkt_subset[d]);
-        let subset = match cached {
-            Some(s) => s,
-            None => {
-                let e = groups::Endpoints {
-                    src: facts.src,
-                    dst: facts.dst,
-                    sport: facts.sport,
-                    dport: facts.dport,
-                    ip_proto: facts.ip_proto,
+            .get(v.slot, v.uid)
+            .filter(|_| packet_point)
+            .and_then(|f| f.pkt_prefilter[d]);
+        let prefilter = match cached {
+            Some((k, _, pf)) if k == key => pf,
+            _ => {
+                let subset = match cached {
+                    // The endpoints are the same, only the flow key moved on.
+                    Some((_, s, _)) => s,
+                    None => {
+                        let e = groups::Endpoints {
+                            src: facts.src,
+                            dst: facts.dst,
+                            sport: facts.sport,
+                            dport: facts.dport,
+                            ip_proto: facts.ip_proto,
+                        };
+                        self.groups.subset(&self.rules.compiled, point, &e)
+                    }
                 };
-                let s = self.groups.subset(&self.rules.compiled, point, &e);
+                let pf = self
+                    .groups
+                    .prefilter(&self.rules.compiled, point, subset, key);
                 if packet_point {
-                    if let Some(f) = self.flows.get_mut(&v.slot).filter(|f| f.uid == v.uid) {
-                        f.pkt_subset[d] = Some(s);
+                    if let Some(f) = self.flows.get_mut(v.slot, v.uid) {
+                        f.pkt_prefilter[d] = Some((key, subset, pf));
                     }
                 }
-                s
+                pf
             }
         };
         let mut scratch = std::mem::take(&mut self.scratch);
-        let index = self.groups.index(point, subset);
+        let index = self.groups.index(point, prefilter);
         let cands = self.rules.compiled.candidates(index, src, &mut scratch);
         if cands.is_empty() {
             self.scratch = scratch;
@@ -968,7 +980,7 @@ impl Detector {
         let mut empty_bits = Vec::new();
         for &ri in cands {
             let r = &self.rules.compiled.rules[ri as usize];
-            let flow = self.flows.get(&v.slot).filter(|f| f.uid == v.uid);
+            let flow = self.flows.get(v.slot, v.uid);
             if let (Stage::Done(side), Some(f)) = (stage, flow) {
                 if f.http_fired[side].contains(&ri) {
                     continue;
@@ -982,7 +994,7 @@ impl Detector {
                 continue;
             }
             if let Stage::Headers(side) = stage {
-                if let Some(f) = self.flows.get_mut(&v.slot).filter(|f| f.uid == v.uid) {
+                if let Some(f) = self.flows.get_mut(v.slot, v.uid) {
                     if f.http_fired[side].len() < MAX_TX_MATCHES {
                         f.http_fired[side].push(ri);
                     }
@@ -990,7 +1002,7 @@ impl Detector {
             }
             Stats::inc(&self.stats.detect_matches);
             if !r.flowbits.is_empty() {
-                let bits = match self.flows.get_mut(&v.slot).filter(|f| f.uid == v.uid) {
+                let bits = match self.flows.get_mut(v.slot, v.uid) {
                     Some(f) => &mut f.bits,
                     None => &mut empty_bits,
                 };
@@ -1077,9 +1089,9 @@ impl Detector {
         r: &Rule,
         v: &PacketView<'_, '_>,
         f: &Facts<'_>,
-        app: Option<&(Option<u64>, Option<String>)>,
+        app: Option<&AppEvent<'_>>,
     ) -> String {
-        let fs = self.flows.get(&v.slot).filter(|s| s.uid == v.uid);
+        let fs = self.flows.get(v.slot, v.uid);
         let (start, hash, pkts, bytes, app_proto, client) = match fs {
             Some(s) => (s.start, s.hash, s.pkts, s.bytes, s.app, s.client),
             None => (v.ts, flow_hash(v), [0; 2], [0; 2], f.app, client_of(v)),
@@ -1110,10 +1122,10 @@ impl Detector {
             dport: f.dport,
             proto: v.layer.proto,
             icmp,
-            tx_id: app.and_then(|a| a.0),
+            tx_id: app.and_then(|a| a.tx),
             app_proto: app_proto.map(AppProto::name),
             to_server: f.to_server,
-            app_obj: app.and_then(|a| a.1.clone()),
+            app_obj: app.and_then(|a| a.obj.render()),
             flow_pkts: pkts,
             flow_bytes: bytes,
             flow_start: start,
@@ -1133,6 +1145,31 @@ enum Stage {
     Headers(usize),
     /// ...and skipped when the message completes.
     Done(usize),
+}
+
+/// The application-layer event an inspection is for: its transaction, and what the alert's
+/// protocol object shows (rendered only for an alert).
+#[derive(Clone, Copy)]
+struct AppEvent<'a> {
+    tx: Option<u64>,
+    obj: AppObj<'a>,
+}
+
+#[derive(Clone, Copy)]
+enum AppObj<'a> {
+    Http(Option<&'a HttpRequest<'a>>, Option<&'a HttpResponse<'a>>),
+    Dns(&'a DnsMessage<'a>),
+    Tls(&'a TlsInfo),
+}
+
+impl AppObj<'_> {
+    fn render(&self) -> Option<String> {
+        match *self {
+            AppObj::Http(req, resp) => http_obj(req, resp),
+            AppObj::Dns(m) => dns_obj(m),
+            AppObj::Tls(i) => tls_obj(i),
+        }
+    }
 }
 
 /// Flow facts that do not depend on the packet.
@@ -1224,11 +1261,7 @@ fn enip_encapsulation(p: &[u8]) -> bool {
         && usize::from(u16::from_le_bytes([p[2], p[3]])) <= p.len() - buffers::ENIP_HEADER
 }
 
-fn http_obj(
-    req: Option<&HttpRequest<'_>>,
-    resp: Option<&HttpResponse<'_>>,
-    v: &PacketView<'_, '_>,
-) -> Option<String> {
+fn http_obj(req: Option<&HttpRequest<'_>>, resp: Option<&HttpResponse<'_>>) -> Option<String> {
     use std::fmt::Write as _;
     let mut s = String::from("\"http\":{");
     let mut first = true;
@@ -1289,7 +1322,6 @@ fn http_obj(
         }
         let _ = write!(s, "\"length\":{}", rs.body.len());
     }
-    let _ = v;
     s.push('}');
     Some(s)
 }
