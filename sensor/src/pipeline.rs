@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::analyzers::{Analyzers, Record, RecordSink};
 use crate::capture::live::LiveCapture;
@@ -62,6 +62,9 @@ const BATCH: usize = 256;
 struct BatchSender {
     tx: Sender<LogMsg>,
     batch: Vec<Record>,
+    /// Batches the writer is done with: their records are dropped on this thread, which
+    /// allocated them (see [`logs::run_writer`]), and their buffers reused.
+    spent: Receiver<Vec<Record>>,
 }
 
 impl RecordSink for BatchSender {
@@ -74,7 +77,13 @@ impl RecordSink for BatchSender {
 
     fn flush(&mut self) {
         if !self.batch.is_empty() {
-            let full = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+            let mut next = None;
+            while let Ok(mut v) = self.spent.try_recv() {
+                v.clear();
+                next = Some(v);
+            }
+            let next = next.unwrap_or_else(|| Vec::with_capacity(BATCH));
+            let full = std::mem::replace(&mut self.batch, next);
             let _ = self.tx.send(LogMsg::Records(full));
         }
     }
@@ -100,7 +109,7 @@ impl PacketPath {
     fn new(
         cfg: &Config,
         stats: Arc<Stats>,
-        tx: Sender<LogMsg>,
+        (tx, spent): (Sender<LogMsg>, Receiver<Vec<Record>>),
         interval: Option<Span>,
         detector: Option<Detector>,
     ) -> PacketPath {
@@ -116,6 +125,7 @@ impl PacketPath {
                 Box::new(BatchSender {
                     tx: tx.clone(),
                     batch: Vec::with_capacity(BATCH),
+                    spent,
                 }),
             )
             .with_frame_logs(frame_logs(cfg, &stats))
@@ -262,14 +272,29 @@ fn spawn_writer(
     cfg: &Config,
     stats: Arc<Stats>,
     spool_tx: Option<Sender<PathBuf>>,
-) -> (Sender<LogMsg>, JoinHandle<std::io::Result<()>>) {
+) -> (
+    (Sender<LogMsg>, Receiver<Vec<Record>>),
+    JoinHandle<std::io::Result<()>>,
+) {
     let (tx, rx) = bounded(LOG_QUEUE);
+    // One more than can be in flight, so the writer never has to drop a batch itself.
+    let (spent_tx, spent_rx) = bounded(LOG_QUEUE + 2);
     let tz = tz_of(cfg);
     let h = std::thread::Builder::new()
         .name("log-writer".into())
-        .spawn(move || logs::run_writer(rx, mode, Utf8Policy::PassValid, tz, stats, spool_tx))
+        .spawn(move || {
+            logs::run_writer(
+                rx,
+                mode,
+                Utf8Policy::PassValid,
+                tz,
+                stats,
+                spool_tx,
+                Some(spent_tx),
+            )
+        })
         .expect("spawning the log writer");
-    (tx, h)
+    ((tx, spent_rx), h)
 }
 
 /// The spool thread: bundles every finished interval folder it is told about (and, for `run`,
