@@ -109,7 +109,7 @@ impl PacketPath {
     fn new(
         cfg: &Config,
         stats: Arc<Stats>,
-        (tx, spent): (Sender<LogMsg>, Receiver<Vec<Record>>),
+        (tx, spent): WriterLink,
         interval: Option<Span>,
         detector: Option<Detector>,
     ) -> PacketPath {
@@ -267,15 +267,15 @@ fn tz_of(cfg: &Config) -> chrono_tz::Tz {
     cfg.output.timezone.parse().unwrap_or(chrono_tz::UTC)
 }
 
+/// The packet path's ends of the writer's channels: records out, written batches back.
+type WriterLink = (Sender<LogMsg>, Receiver<Vec<Record>>);
+
 fn spawn_writer(
     mode: OutputMode,
     cfg: &Config,
     stats: Arc<Stats>,
     spool_tx: Option<Sender<PathBuf>>,
-) -> (
-    (Sender<LogMsg>, Receiver<Vec<Record>>),
-    JoinHandle<std::io::Result<()>>,
-) {
+) -> (WriterLink, JoinHandle<std::io::Result<()>>) {
     let (tx, rx) = bounded(LOG_QUEUE);
     // One more than can be in flight, so the writer never has to drop a batch itself.
     let (spent_tx, spent_rx) = bounded(LOG_QUEUE + 2);
