@@ -723,7 +723,6 @@ impl FlowTable {
                         dns_reply_first(c, u.payload, is_orig);
                     }
                 }
-                self.touch(i);
             }
             Transport::Icmp(m) => {
                 let c = &mut self.slots[i as usize];
@@ -736,7 +735,6 @@ impl FlowTable {
                     d.payload += m.payload_len as u64;
                     d.active = true;
                 }
-                self.touch(i);
             }
             Transport::Other { .. } => {
                 let c = &mut self.slots[i as usize];
@@ -746,7 +744,6 @@ impl FlowTable {
                 d.pkts += 1;
                 d.ip_bytes += layer.ip_len as u64;
                 d.active = true;
-                self.touch(i);
             }
         }
         let checksum_ok = match &layer.transport {
@@ -824,7 +821,6 @@ impl FlowTable {
         c.seen = ts;
         if !seg.checksum_ok {
             c.tcp.checksum_error(is_orig, &mut c.history);
-            self.touch(i);
             return;
         }
         let out = c.tcp.process(seg, is_orig, &mut c.history);
@@ -895,9 +891,6 @@ impl FlowTable {
         self.slots[i as usize].list = list;
         self.relink_front(i);
     }
-
-    /// A packet of `i` was seen (its `seen` is already updated).
-    fn touch(&mut self, _i: u32) {}
 
     /// Puts `i` at the front of its list with `listed` brought up to `seen`.
     fn relink_front(&mut self, i: u32) {
