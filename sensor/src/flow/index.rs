@@ -125,18 +125,7 @@ impl FlowIndex {
     /// The first slot stored under `hash`'s tag, without checking its key (look-ahead only).
     #[inline]
     pub fn first_candidate(&self, hash: u64) -> Option<u32> {
-        let tag = Self::tag(hash);
-        let mut pos = self.home(tag);
-        loop {
-            let c = self.cells[pos];
-            if c == 0 {
-                return None;
-            }
-            if (c >> 32) as u32 == tag {
-                return Some((c as u32).wrapping_sub(1));
-            }
-            pos = (pos + 1) & self.mask;
-        }
+        self.find(hash, |_| true)
     }
 
     /// Adds `slot` under `hash`. The caller never holds more slots than the capacity, so a

@@ -618,8 +618,7 @@ impl FlowTable {
         // Past its inactivity timeout but not swept yet (the lists are sorted lazily): it ends
         // here, exactly as if the sweep had reached it, and this packet starts a new one.
         if let Some(i) = slot {
-            let c = &self.slots[i as usize];
-            if self.timeout_of(c.list).is_some() && self.real_deadline(i) <= self.now {
+            if self.idle_past_timeout(i, self.now) {
                 self.remove(i, RowReason::Expired, sink);
                 slot = None;
             }
@@ -969,6 +968,11 @@ impl FlowTable {
         }
     }
 
+    /// `i` sits in an inactivity list and has been idle for its whole timeout at `now`.
+    fn idle_past_timeout(&self, i: u32, now: Ts) -> bool {
+        self.timeout_of(self.slots[i as usize].list).is_some() && self.real_deadline(i) <= now
+    }
+
     /// Connections whose list position is older than their last packet go back to the front
     /// until every tail is in its true place (before picking an eviction victim).
     fn settle_tails(&mut self) {
@@ -1054,10 +1058,7 @@ impl FlowTable {
     pub fn expire_exact(&mut self, now: Ts, sink: &mut impl FlowSink) {
         self.advance(now, sink);
         let due: Vec<u32> = (0..self.slots.len() as u32)
-            .filter(|&i| {
-                let c = &self.slots[i as usize];
-                c.uid != Uid(0) && self.timeout_of(c.list).is_some() && self.real_deadline(i) <= now
-            })
+            .filter(|&i| self.slots[i as usize].uid != Uid(0) && self.idle_past_timeout(i, now))
             .collect();
         for i in due {
             self.remove(i, RowReason::Expired, sink);
