@@ -17,7 +17,8 @@ use crate::capture::live::LiveCapture;
 use crate::capture::reader::FileReader;
 use crate::capture::{CaptureError, RawPacket};
 use crate::config::Config;
-use crate::decode::{Decoder, Frame};
+use crate::decode::detached::DecodedBatch;
+use crate::decode::{Decoded, Decoder, Frame};
 use crate::detect::Detector;
 use crate::flow::FlowTable;
 use crate::logs::zeek::Utf8Policy;
@@ -97,7 +98,8 @@ struct Intervals {
 
 /// decode → flow → analyzers, plus the interval clock; sends records to the writer.
 pub struct PacketPath {
-    decoder: Decoder,
+    /// `None` once handed to the capture reader ([`PacketPath::take_decoder`]).
+    decoder: Option<Decoder>,
     flows: FlowTable,
     analyzers: Analyzers,
     intervals: Option<Intervals>,
@@ -115,7 +117,7 @@ impl PacketPath {
     ) -> PacketPath {
         let local = cfg.conn.local_prefixes().unwrap_or_default();
         let mut path = PacketPath {
-            decoder: Decoder::new(cfg.decode.to_decode_config(), stats.clone()),
+            decoder: Some(Decoder::new(cfg.decode.to_decode_config(), stats.clone())),
             flows: FlowTable::new(cfg.flow.clone(), cfg.conn.uid_seed, stats.clone()),
             analyzers: Analyzers::with_slots(
                 local,
@@ -174,53 +176,90 @@ impl PacketPath {
         }
     }
 
-    /// One captured frame through the packet path.
-    pub fn on_packet(&mut self, p: RawPacket<'_>) {
+    /// The decoder, for a capture reader that decodes on its own thread; packets then come
+    /// in decoded, through [`PacketPath::on_decoded`].
+    pub fn take_decoder(&mut self) -> Option<Decoder> {
+        self.decoder.take()
+    }
+
+    /// Counts a frame in and moves the clocks to it; the packet time to advance to.
+    fn arrive(&mut self, p: &RawPacket<'_>) -> Ts {
         Stats::inc(&self.stats.packets_read);
         Stats::add(&self.stats.bytes_read, p.data.len() as u64);
         // Packets going back in time (reordered captures) do not move the clocks backwards.
         let ts = p.ts.max(self.flows.now());
         self.roll_intervals(ts);
+        ts
+    }
+
+    /// One captured frame through the packet path (decoded here).
+    pub fn on_packet(&mut self, p: RawPacket<'_>) {
+        let ts = self.arrive(&p);
+        let Some(decoder) = self.decoder.as_mut() else {
+            debug_assert!(false, "on_packet after take_decoder");
+            return;
+        };
         let frame = Frame {
             ts: p.ts,
             linktype: p.linktype,
             data: p.data,
             wire_len: p.wire_len,
         };
-        let mut d = crate::decode::Decoded::new(p.ts);
-        if self.decoder.decode_into(frame, &mut d).is_ok() {
+        let mut d = Decoded::new(p.ts);
+        if decoder.decode_into(frame, &mut d).is_ok() {
             self.analyzers.advance(ts);
             self.analyzers.on_frame(&d);
             self.flows.process(&d, &mut self.analyzers);
         }
     }
 
-    /// A run of captured frames (a reader batch). Same as [`PacketPath::on_packet`] on each,
-    /// with look-ahead, so that memory loads are in flight while earlier packets are being
+    /// Frame `i` of `decoded`, decoded elsewhere (the capture reader), through the rest of
+    /// the packet path.
+    pub fn on_decoded(&mut self, p: RawPacket<'_>, decoded: &DecodedBatch, i: usize) {
+        let ts = self.arrive(&p);
+        let mut d = Decoded::new(p.ts);
+        if decoded.get_into(i, p.data, &mut d).is_ok() {
+            self.analyzers.advance(ts);
+            self.analyzers.on_frame(&d);
+            self.flows.process(&d, &mut self.analyzers);
+        }
+    }
+
+    /// A run of captured frames (a reader batch), with their decodes if the reader decoded
+    /// them. Same as [`PacketPath::on_decoded`] (or [`PacketPath::on_packet`]) on each, with
+    /// look-ahead, so that memory loads are in flight while earlier packets are being
     /// processed instead of stalling the packet path one after the other: the frame bytes
     /// three packets ahead (written by the reader thread on another core), the flow index cell
     /// two ahead, and the flow entry one ahead.
-    pub fn on_packets<'p>(&mut self, mut packets: impl Iterator<Item = RawPacket<'p>>) {
+    pub fn on_packets<'p>(
+        &mut self,
+        packets: impl Iterator<Item = RawPacket<'p>>,
+        decoded: Option<&DecodedBatch>,
+    ) {
         let hint = |flows: &FlowTable, p: &RawPacket<'_>| {
             crate::decode::peek::five_tuple(p.linktype, p.data)
                 .map(|t| (flows.prefetch_cell(&t), t.proto == 6))
         };
-        let touch = |p: Option<RawPacket<'p>>| {
-            if let Some(b) = p.as_ref().and_then(|p| p.data.first()) {
+        let touch = |p: Option<(usize, RawPacket<'p>)>| {
+            if let Some(b) = p.as_ref().and_then(|p| p.1.data.first()) {
                 crate::flow::prefetch(b);
             }
             p
         };
+        let mut packets = packets.enumerate();
         let mut cur = touch(packets.next());
-        let mut next = touch(packets.next()).map(|p| (p, hint(&self.flows, &p)));
+        let mut next = touch(packets.next()).map(|p| (p, hint(&self.flows, &p.1)));
         let mut after = touch(packets.next());
-        while let Some(p) = cur {
+        while let Some((i, p)) = cur {
             if let Some((_, Some((hash, tcp)))) = next {
                 self.flows.prefetch_entry(hash, tcp);
             }
-            let after_hint = after.map(|p| (p, hint(&self.flows, &p)));
+            let after_hint = after.map(|p| (p, hint(&self.flows, &p.1)));
             let later = touch(packets.next());
-            self.on_packet(p);
+            match decoded {
+                Some(d) => self.on_decoded(p, d, i),
+                None => self.on_packet(p),
+            }
             cur = next.map(|(p, _)| p);
             next = after_hint;
             after = later;
@@ -385,9 +424,9 @@ pub fn replay(
     let interval = bundles.then(|| Span::from_secs(cfg.output.interval_secs as i64));
     let mut path = PacketPath::new(cfg, stats.clone(), tx, interval, detector);
     let mut errors = Vec::new();
-    let mut reader = FileReader::spawn(files.to_vec());
+    let mut reader = FileReader::spawn(files.to_vec(), path.take_decoder());
     while let Some(mut batch) = reader.next_batch() {
-        path.on_packets(batch.packets());
+        path.on_packets(batch.packets(), batch.decoded());
         if let Some(e) = batch.error.take() {
             errors.push(e);
         }

@@ -5,6 +5,12 @@
 //! the batch's buffer and packets are located where they lie, so a packet is copied once, by
 //! the kernel. Batches are recycled through a return channel, so at most [`BATCHES`] batches
 //! (and one spare buffer) of [`WINDOW`](super::file::WINDOW) bytes exist at once.
+//!
+//! Given a [`Decoder`], the reader thread also decodes each batch before handing it over
+//! (see [`crate::decode::detached`]): the packet thread then starts at the flow table. The
+//! decoder's state (fragment reassembly) sees every frame in file order either way, so the
+//! result is the same as decoding on the packet thread; only the decoder's drop counters run
+//! ahead of the packet path by up to [`BATCHES`] batches.
 
 use std::path::PathBuf;
 use std::thread::JoinHandle;
@@ -13,6 +19,8 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::file::{window_buffer, CaptureFile, Located, Next};
 use super::{CaptureError, RawPacket};
+use crate::decode::detached::DecodedBatch;
+use crate::decode::{Decoded, Decoder, Frame};
 use crate::ts::Ts;
 
 /// Batches in flight between the reader and the packet path.
@@ -45,6 +53,8 @@ pub struct PacketBatch {
     /// A window buffer of the file; the slots say where its packets are.
     data: Vec<u8>,
     slots: Vec<Slot>,
+    /// The decode of every slot, in order, when the reader decodes.
+    decoded: DecodedBatch,
     /// The file ended with this error after the packets above.
     pub error: Option<CaptureError>,
 }
@@ -54,22 +64,53 @@ impl PacketBatch {
         PacketBatch {
             data: window_buffer(),
             slots: Vec::with_capacity(8192),
+            decoded: DecodedBatch::default(),
             error: None,
         }
     }
 
     fn clear(&mut self) {
         self.slots.clear();
+        self.decoded.clear();
         self.error = None;
     }
 
-    pub fn packets(&self) -> impl Iterator<Item = RawPacket<'_>> {
-        self.slots.iter().map(|s| RawPacket {
+    fn raw(&self, s: &Slot) -> RawPacket<'_> {
+        RawPacket {
             ts: s.ts,
             linktype: s.linktype,
-            data: &self.data[s.start..s.start + s.len],
+            data: self.data.get(s.start..s.start + s.len).unwrap_or_default(),
             wire_len: s.wire_len,
-        })
+        }
+    }
+
+    /// Decodes every packet into `decoded` (the batch's buffer holds its packets by now).
+    fn decode(&mut self, decoder: &mut Decoder) {
+        let mut decoded = std::mem::take(&mut self.decoded);
+        decoded.clear();
+        for s in &self.slots {
+            let p = self.raw(s);
+            let frame = Frame {
+                ts: p.ts,
+                linktype: p.linktype,
+                data: p.data,
+                wire_len: p.wire_len,
+            };
+            let mut d = Decoded::new(p.ts);
+            let r = decoder.decode_into(frame, &mut d).map(|()| &d);
+            decoded.push(p.data, r);
+        }
+        self.decoded = decoded;
+    }
+
+    pub fn packets(&self) -> impl Iterator<Item = RawPacket<'_>> {
+        self.slots.iter().map(|s| self.raw(s))
+    }
+
+    /// The decodes of [`PacketBatch::packets`], in the same order, when the reader was given
+    /// a decoder (`None` if not).
+    pub fn decoded(&self) -> Option<&DecodedBatch> {
+        (self.decoded.len() == self.slots.len() && !self.slots.is_empty()).then_some(&self.decoded)
     }
 }
 
@@ -81,8 +122,8 @@ pub struct FileReader {
 }
 
 impl FileReader {
-    /// Starts reading `files` in order.
-    pub fn spawn(files: Vec<PathBuf>) -> FileReader {
+    /// Starts reading `files` in order; with a decoder, decoding them too.
+    pub fn spawn(files: Vec<PathBuf>, decoder: Option<Decoder>) -> FileReader {
         let (full_tx, full) = bounded::<PacketBatch>(BATCHES);
         let (empty, empty_rx) = bounded::<PacketBatch>(BATCHES);
         for _ in 0..BATCHES {
@@ -90,7 +131,7 @@ impl FileReader {
         }
         let handle = std::thread::Builder::new()
             .name("capture-reader".into())
-            .spawn(move || read_files(files, full_tx, empty_rx))
+            .spawn(move || read_files(files, decoder, full_tx, empty_rx))
             .expect("spawning the capture reader");
         FileReader {
             full,
@@ -121,11 +162,22 @@ impl Drop for FileReader {
     }
 }
 
-fn read_files(files: Vec<PathBuf>, full: Sender<PacketBatch>, empty: Receiver<PacketBatch>) {
-    // Sends `batch` with `data`, the buffer its packets are in, and takes an empty batch,
-    // whose buffer becomes the spare. `None` when the packet path has gone.
-    let hand_over = |mut batch: PacketBatch, data: Vec<u8>| -> Option<(PacketBatch, Vec<u8>)> {
+fn read_files(
+    files: Vec<PathBuf>,
+    mut decoder: Option<Decoder>,
+    full: Sender<PacketBatch>,
+    empty: Receiver<PacketBatch>,
+) {
+    // Puts `data`, the buffer its packets are in, into `batch` and decodes them.
+    let seal = |batch: &mut PacketBatch, data: Vec<u8>, decoder: &mut Option<Decoder>| {
         batch.data = data;
+        if let Some(d) = decoder.as_mut() {
+            batch.decode(d);
+        }
+    };
+    // Sends a sealed `batch` and takes an empty one, whose buffer becomes the spare. `None`
+    // when the packet path has gone.
+    let hand_over = |batch: PacketBatch| -> Option<(PacketBatch, Vec<u8>)> {
         full.send(batch).ok()?;
         let mut b = empty.recv().ok()?;
         b.clear();
@@ -148,7 +200,8 @@ fn read_files(files: Vec<PathBuf>, full: Sender<PacketBatch>, empty: Receiver<Pa
                         Ok(Next::Full) if batch.slots.is_empty() => cf.compact(),
                         Ok(Next::Full) => {
                             let data = cf.exchange(std::mem::take(&mut spare));
-                            let Some((b, s)) = hand_over(batch, data) else {
+                            seal(&mut batch, data, &mut decoder);
+                            let Some((b, s)) = hand_over(batch) else {
                                 return;
                             };
                             (batch, spare) = (b, s);
@@ -166,12 +219,12 @@ fn read_files(files: Vec<PathBuf>, full: Sender<PacketBatch>, empty: Receiver<Pa
         }
         // A batch ends with its file: the next file is read into another buffer.
         batch.error = error;
+        seal(&mut batch, data, &mut decoder);
         if i == last {
-            batch.data = data;
             let _ = full.send(batch);
             return;
         }
-        let Some((b, s)) = hand_over(batch, data) else {
+        let Some((b, s)) = hand_over(batch) else {
             return;
         };
         batch = b;
@@ -210,7 +263,7 @@ mod tests {
 
     /// Every packet and error of `files`, in order, as the packet path sees them.
     fn read_all(files: Vec<PathBuf>) -> (Vec<Vec<u8>>, Vec<String>) {
-        let mut r = FileReader::spawn(files);
+        let mut r = FileReader::spawn(files, None);
         let (mut packets, mut errors) = (Vec::new(), Vec::new());
         while let Some(mut b) = r.next_batch() {
             packets.extend(b.packets().map(|p| p.data.to_vec()));

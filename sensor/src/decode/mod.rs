@@ -310,6 +310,7 @@ impl Default for DecodeConfig {
 
 mod bytes;
 mod decoder;
+pub mod detached;
 mod frag;
 mod ip;
 mod link;

@@ -279,6 +279,7 @@ fn random_and_mutated_frames_never_panic() {
     );
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut buf = Vec::with_capacity(1 << 18);
+    let mut detached = super::detached::DecodedBatch::default();
     let mut ok = 0u64;
     for i in 0..iterations {
         let lt;
@@ -315,6 +316,13 @@ fn random_and_mutated_frames_never_panic() {
         let d = if i % 2 == 0 { &mut dec } else { &mut lax };
         if let Ok(decoded) = d.decode(frame) {
             check_invariants(&decoded, buf.len());
+            if i % 4 < 2 {
+                // What the packet thread gets back from the reader thread is the same decode.
+                detached.clear();
+                detached.push(&buf, Ok(&decoded));
+                let back = detached.get(0, &buf).expect("an Ok entry");
+                assert_eq!(format!("{back:?}"), format!("{decoded:?}"), "frame {i}");
+            }
             ok += 1;
         }
     }
