@@ -236,9 +236,13 @@ impl PacketPath {
         packets: impl Iterator<Item = RawPacket<'p>>,
         decoded: Option<&DecodedBatch>,
     ) {
-        let hint = |flows: &FlowTable, p: &RawPacket<'_>| {
-            crate::decode::peek::five_tuple(p.linktype, p.data)
-                .map(|t| (flows.prefetch_cell(&t), t.proto == 6))
+        // Decoded frames name their tuple; raw ones are peeked at.
+        let hint = |flows: &FlowTable, (i, p): &(usize, RawPacket<'_>)| {
+            match decoded {
+                Some(d) => d.five_tuple(*i),
+                None => crate::decode::peek::five_tuple(p.linktype, p.data),
+            }
+            .map(|t| (flows.prefetch_cell(&t), t.proto == 6))
         };
         let touch = |p: Option<(usize, RawPacket<'p>)>| {
             if let Some(b) = p.as_ref().and_then(|p| p.1.data.first()) {
@@ -248,13 +252,13 @@ impl PacketPath {
         };
         let mut packets = packets.enumerate();
         let mut cur = touch(packets.next());
-        let mut next = touch(packets.next()).map(|p| (p, hint(&self.flows, &p.1)));
+        let mut next = touch(packets.next()).map(|p| (p, hint(&self.flows, &p)));
         let mut after = touch(packets.next());
         while let Some((i, p)) = cur {
             if let Some((_, Some((hash, tcp)))) = next {
                 self.flows.prefetch_entry(hash, tcp);
             }
-            let after_hint = after.map(|p| (p, hint(&self.flows, &p.1)));
+            let after_hint = after.map(|p| (p, hint(&self.flows, &p)));
             let later = touch(packets.next());
             match decoded {
                 Some(d) => self.on_decoded(p, d, i),

@@ -228,6 +228,38 @@ impl DecodedBatch {
         Ok(())
     }
 
+    /// The outer TCP/UDP 5-tuple of frame `i`, for look-ahead (what [`super::peek`] reads from
+    /// raw bytes, here without parsing).
+    #[inline]
+    pub fn five_tuple(&self, i: usize) -> Option<super::peek::FiveTuple> {
+        let f = self.frames.get(i)?.as_ref().ok()?;
+        if f.depth == 0 {
+            return None;
+        }
+        let l = self.layers.get(f.first as usize)?;
+        let (src_port, dst_port) = match l.transport {
+            DetachedTransport::Tcp {
+                src_port, dst_port, ..
+            }
+            | DetachedTransport::Udp {
+                src_port, dst_port, ..
+            } => (src_port, dst_port),
+            _ => return None,
+        };
+        // IPv4 as ::ffff:a.b.c.d, built as one integer (`to_ipv6_mapped` goes byte by byte).
+        let octets = |a: IpAddr| match a {
+            IpAddr::V4(v4) => ((0xffff_u128 << 32) | u128::from(u32::from(v4))).to_be_bytes(),
+            IpAddr::V6(v6) => v6.octets(),
+        };
+        Some(super::peek::FiveTuple {
+            src: octets(l.src),
+            dst: octets(l.dst),
+            src_port,
+            dst_port,
+            proto: l.proto,
+        })
+    }
+
     /// The span of `part` in `frame`, or of a copy of it in `side` when it lies elsewhere
     /// (a reassembly buffer).
     fn span(&mut self, frame: &[u8], part: &[u8]) -> Span {

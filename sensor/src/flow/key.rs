@@ -26,17 +26,20 @@ impl Addr {
     #[inline]
     pub fn from_ip(ip: IpAddr) -> Addr {
         match ip {
-            IpAddr::V4(v4) => Addr(v4.to_ipv6_mapped().octets()),
+            // As one integer: `to_ipv6_mapped` builds the array byte by byte.
+            IpAddr::V4(v4) => Addr(((0xffff_u128 << 32) | u128::from(u32::from(v4))).to_be_bytes()),
             IpAddr::V6(v6) => Addr(v6.octets()),
         }
     }
 
     #[inline]
     pub fn to_ip(self) -> IpAddr {
-        let v6 = std::net::Ipv6Addr::from(self.0);
-        match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(v6),
+        // `Ipv6Addr::to_ipv4_mapped`, on one integer rather than byte by byte.
+        let v = u128::from_be_bytes(self.0);
+        if v >> 32 == 0xffff {
+            IpAddr::V4(std::net::Ipv4Addr::from(v as u32))
+        } else {
+            IpAddr::V6(std::net::Ipv6Addr::from(v))
         }
     }
 }
@@ -103,6 +106,36 @@ mod tests {
         for _ in 0..2000 {
             let (a, b) = (next(), next());
             assert_eq!(a.cmp(&b), a.0.cmp(&b.0));
+        }
+    }
+
+    #[test]
+    fn ip_conversions_match_the_standard_library() {
+        let cases = [
+            "10.1.2.3",
+            "0.0.0.0",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "::ffff:10.1.2.3",
+            "::fffe:10.1.2.3",
+            "1::ffff:10.1.2.3",
+            "::ffff:0:10.1.2.3",
+            "fe80::1",
+        ];
+        for c in cases {
+            let ip: IpAddr = c.parse().unwrap();
+            let std_mapped = match ip {
+                IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+                IpAddr::V6(v6) => v6.octets(),
+            };
+            assert_eq!(Addr::from_ip(ip).0, std_mapped, "{c}");
+            let back = std::net::Ipv6Addr::from(std_mapped);
+            let std_back = back
+                .to_ipv4_mapped()
+                .map(IpAddr::V4)
+                .unwrap_or(IpAddr::V6(back));
+            assert_eq!(Addr(std_mapped).to_ip(), std_back, "{c}");
         }
     }
 }
