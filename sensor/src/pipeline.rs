@@ -6,7 +6,7 @@
 //! packets, so `replay --bundles` and live capture cut the same rows into the same intervals.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -14,11 +14,11 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::analyzers::{Analyzers, Record, RecordSink};
 use crate::capture::live::LiveCapture;
-use crate::capture::reader::FileReader;
+use crate::capture::reader::{CaptureReader, PacketBatch};
 use crate::capture::{CaptureError, RawPacket};
 use crate::config::Config;
 use crate::decode::detached::DecodedBatch;
-use crate::decode::{Decoded, Decoder, Frame};
+use crate::decode::{Decoded, Decoder};
 use crate::detect::Detector;
 use crate::flow::FlowTable;
 use crate::logs::zeek::Utf8Policy;
@@ -96,10 +96,9 @@ struct Intervals {
     start: Option<Ts>,
 }
 
-/// decode → flow → analyzers, plus the interval clock; sends records to the writer.
+/// flow → analyzers, plus the interval clock, for frames the capture reader decoded; sends
+/// records to the writer.
 pub struct PacketPath {
-    /// `None` once handed to the capture reader ([`PacketPath::take_decoder`]).
-    decoder: Option<Decoder>,
     flows: FlowTable,
     analyzers: Analyzers,
     intervals: Option<Intervals>,
@@ -117,7 +116,6 @@ impl PacketPath {
     ) -> PacketPath {
         let local = cfg.conn.local_prefixes().unwrap_or_default();
         let mut path = PacketPath {
-            decoder: Some(Decoder::new(cfg.decode.to_decode_config(), stats.clone())),
             flows: FlowTable::new(cfg.flow.clone(), cfg.conn.uid_seed, stats.clone()),
             analyzers: Analyzers::with_slots(
                 local,
@@ -176,12 +174,6 @@ impl PacketPath {
         }
     }
 
-    /// The decoder, for a capture reader that decodes on its own thread; packets then come
-    /// in decoded, through [`PacketPath::on_decoded`].
-    pub fn take_decoder(&mut self) -> Option<Decoder> {
-        self.decoder.take()
-    }
-
     /// Counts a frame in and moves the clocks to it; the packet time to advance to.
     fn arrive(&mut self, p: &RawPacket<'_>) -> Ts {
         Stats::inc(&self.stats.packets_read);
@@ -192,30 +184,8 @@ impl PacketPath {
         ts
     }
 
-    /// One captured frame through the packet path (decoded here).
-    pub fn on_packet(&mut self, p: RawPacket<'_>) {
-        let ts = self.arrive(&p);
-        let Some(decoder) = self.decoder.as_mut() else {
-            debug_assert!(false, "on_packet after take_decoder");
-            return;
-        };
-        let frame = Frame {
-            ts: p.ts,
-            linktype: p.linktype,
-            data: p.data,
-            wire_len: p.wire_len,
-        };
-        let mut d = Decoded::new(p.ts);
-        if decoder.decode_into(frame, &mut d).is_ok() {
-            self.analyzers.advance(ts);
-            self.analyzers.on_frame(&d);
-            self.flows.process(&d, &mut self.analyzers);
-        }
-    }
-
-    /// Frame `i` of `decoded`, decoded elsewhere (the capture reader), through the rest of
-    /// the packet path.
-    pub fn on_decoded(&mut self, p: RawPacket<'_>, decoded: &DecodedBatch, i: usize) {
+    /// Frame `i` of `decoded` (`p` is its bytes) through the packet path.
+    fn on_decoded(&mut self, p: RawPacket<'_>, decoded: &DecodedBatch, i: usize) {
         let ts = self.arrive(&p);
         let mut d = Decoded::new(p.ts);
         if decoded.get_into(i, p.data, &mut d).is_ok() {
@@ -225,45 +195,35 @@ impl PacketPath {
         }
     }
 
-    /// A run of captured frames (a reader batch), with their decodes if the reader decoded
-    /// them. Same as [`PacketPath::on_decoded`] (or [`PacketPath::on_packet`]) on each, with
-    /// look-ahead, so that memory loads are in flight while earlier packets are being
-    /// processed instead of stalling the packet path one after the other: the frame bytes
-    /// three packets ahead (written by the reader thread on another core), the flow index cell
-    /// two ahead, and the flow entry one ahead.
-    pub fn on_packets<'p>(
-        &mut self,
-        packets: impl Iterator<Item = RawPacket<'p>>,
-        decoded: Option<&DecodedBatch>,
-    ) {
-        // Decoded frames name their tuple; raw ones are peeked at.
-        let hint = |flows: &FlowTable, (i, p): &(usize, RawPacket<'_>)| {
-            match decoded {
-                Some(d) => d.five_tuple(*i),
-                None => crate::decode::peek::five_tuple(p.linktype, p.data),
-            }
-            .map(|t| (flows.prefetch_cell(&t), t.proto == 6))
+    /// A reader batch: [`PacketPath::on_decoded`] on each frame, with look-ahead, so that
+    /// memory loads are in flight while earlier packets are being processed instead of
+    /// stalling the packet path one after the other: the frame bytes three packets ahead
+    /// (written by the reader thread on another core), the flow index cell two ahead, and the
+    /// flow entry one ahead.
+    pub fn on_batch<'b>(&mut self, batch: &'b PacketBatch) {
+        let decoded = batch.decoded();
+        let hint = |flows: &FlowTable, i: usize| {
+            decoded
+                .five_tuple(i)
+                .map(|t| (flows.prefetch_cell(&t), t.proto == 6))
         };
-        let touch = |p: Option<(usize, RawPacket<'p>)>| {
+        let touch = |p: Option<(usize, RawPacket<'b>)>| {
             if let Some(b) = p.as_ref().and_then(|p| p.1.data.first()) {
                 crate::flow::prefetch(b);
             }
             p
         };
-        let mut packets = packets.enumerate();
+        let mut packets = batch.packets().enumerate();
         let mut cur = touch(packets.next());
-        let mut next = touch(packets.next()).map(|p| (p, hint(&self.flows, &p)));
+        let mut next = touch(packets.next()).map(|p| (p, hint(&self.flows, p.0)));
         let mut after = touch(packets.next());
         while let Some((i, p)) = cur {
             if let Some((_, Some((hash, tcp)))) = next {
                 self.flows.prefetch_entry(hash, tcp);
             }
-            let after_hint = after.map(|p| (p, hint(&self.flows, &p)));
+            let after_hint = after.map(|p| (p, hint(&self.flows, p.0)));
             let later = touch(packets.next());
-            match decoded {
-                Some(d) => self.on_decoded(p, d, i),
-                None => self.on_packet(p),
-            }
+            self.on_decoded(p, decoded, i);
             cur = next.map(|(p, _)| p);
             next = after_hint;
             after = later;
@@ -428,9 +388,10 @@ pub fn replay(
     let interval = bundles.then(|| Span::from_secs(cfg.output.interval_secs as i64));
     let mut path = PacketPath::new(cfg, stats.clone(), tx, interval, detector);
     let mut errors = Vec::new();
-    let mut reader = FileReader::spawn(files.to_vec(), path.take_decoder());
+    let decoder = Decoder::new(cfg.decode.to_decode_config(), stats.clone());
+    let mut reader = CaptureReader::files(files.to_vec(), decoder);
     while let Some(mut batch) = reader.next_batch() {
-        path.on_packets(batch.packets(), batch.decoded());
+        path.on_batch(&batch);
         if let Some(e) = batch.error.take() {
             errors.push(e);
         }
@@ -479,7 +440,7 @@ pub fn run_live(
             source,
         })?;
     }
-    let mut cap = LiveCapture::open(&cfg.capture)?;
+    let cap = LiveCapture::open(&cfg.capture)?;
     let (wake_tx, wake_rx) = bounded::<()>(1);
     let mut worker = plain_spool(spool_dir.clone(), cfg, stats.clone());
     worker.retention = Some(Retention::new(
@@ -518,31 +479,21 @@ pub fn run_live(
         cfg.flow.max_flows,
         FlowTable::entry_size()
     );
-    let mut last_stats = wall_now();
-    while !stop.load(Ordering::Relaxed) {
-        match cap.next_packet() {
-            Ok(Some(p)) => path.on_packet(p),
-            Ok(None) => {
-                // A quiet link: let wall-clock time close intervals and expire flows, with a
-                // little grace for packets still in the kernel buffer.
-                path.tick(Ts(wall_now().0 - 2_000_000));
-            }
-            Err(e) => {
-                log::error!("{e}");
-                break;
-            }
+    let decoder = Decoder::new(cfg.decode.to_decode_config(), stats.clone());
+    let mut reader = CaptureReader::live(cap, decoder, stop, stats.clone());
+    while let Some(mut batch) = reader.next_batch() {
+        path.on_batch(&batch);
+        if batch.quiet {
+            // A quiet link: let wall-clock time close intervals and expire flows, with a
+            // little grace for packets still in the kernel buffer.
+            path.tick(Ts(wall_now().0 - 2_000_000));
         }
-        let now = wall_now();
-        if now.0 - last_stats.0 > 1_000_000 {
-            last_stats = now;
-            if let Some((_, dropped, if_dropped)) = cap.stats() {
-                stats.capture_dropped.store(dropped, Ordering::Relaxed);
-                stats
-                    .capture_if_dropped
-                    .store(if_dropped, Ordering::Relaxed);
-            }
+        if let Some(e) = batch.error.take() {
+            log::error!("{e}");
         }
+        reader.recycle(batch);
     }
+    drop(reader);
     path.finish();
     let written = writer.join().map_err(|_| PipelineError::WriterGone)?;
     drop(stx);

@@ -49,6 +49,10 @@ impl Span {
         Span(secs * 1_000_000)
     }
 
+    pub const fn from_millis(ms: i64) -> Span {
+        Span(ms * 1_000)
+    }
+
     pub fn is_positive(self) -> bool {
         self.0 > 0
     }

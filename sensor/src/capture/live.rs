@@ -37,6 +37,7 @@ pub struct LiveCapture {
     poll_step: Duration,
     /// The current packet: a copy of at most snaplen bytes, reused for every packet.
     buf: Vec<u8>,
+    snaplen: usize,
     /// libpcap's counters are 32-bit and wrap; these accumulate them into 64-bit totals.
     totals: StatTotals,
 }
@@ -162,6 +163,7 @@ impl LiveCapture {
             timeout,
             poll_step: poll_step(timeout),
             buf: Vec::with_capacity(cfg.snaplen as usize),
+            snaplen: cfg.snaplen as usize,
             totals: StatTotals::default(),
         })
     }
@@ -169,6 +171,11 @@ impl LiveCapture {
     /// The interface being captured.
     pub fn interface(&self) -> &str {
         &self.iface
+    }
+
+    /// The largest packet a read can return (the configured snaplen).
+    pub fn snaplen(&self) -> usize {
+        self.snaplen
     }
 
     /// The link type (DLT) of the interface, as in a pcap file header.

@@ -1,27 +1,33 @@
-//! Reading capture files on a thread of their own.
+//! Reading packets on a thread of their own: capture files, or the live interface.
 //!
 //! Reading and splitting a file into packets costs about a fifth of a replay; a reader thread
 //! does it while the packet path works on the previous batch. The file is read straight into
 //! the batch's buffer and packets are located where they lie, so a packet is copied once, by
-//! the kernel. Batches are recycled through a return channel, so at most [`BATCHES`] batches
-//! (and one spare buffer) of [`WINDOW`](super::file::WINDOW) bytes exist at once.
+//! the kernel. A live capture copies each packet from libpcap's ring into the batch's buffer.
+//! Batches are recycled through a return channel, so at most [`BATCHES`] batches (and one
+//! spare buffer) of [`WINDOW`](super::file::WINDOW) bytes exist at once.
 //!
-//! Given a [`Decoder`], the reader thread also decodes each batch before handing it over
-//! (see [`crate::decode::detached`]): the packet thread then starts at the flow table. The
-//! decoder's state (fragment reassembly) sees every frame in file order either way, so the
+//! The reader thread also decodes each batch before handing it over (see
+//! [`crate::decode::detached`]): the packet thread then starts at the flow table. The
+//! decoder's state (fragment reassembly) sees every frame in capture order either way, so the
 //! result is the same as decoding on the packet thread; only the decoder's drop counters run
 //! ahead of the packet path by up to [`BATCHES`] batches.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::file::{window_buffer, CaptureFile, Located, Next};
+use super::live::LiveCapture;
 use super::{CaptureError, RawPacket};
 use crate::decode::detached::DecodedBatch;
 use crate::decode::{Decoded, Decoder, Frame};
-use crate::ts::Ts;
+use crate::stats::Stats;
+use crate::ts::{Span, Ts};
 
 /// Batches in flight between the reader and the packet path.
 pub const BATCHES: usize = 4;
@@ -47,16 +53,26 @@ impl From<Located> for Slot {
     }
 }
 
-/// Packets of a capture file, in file order, in the window buffer they were read into.
+/// Most packets in one live batch.
+const LIVE_BATCH_PACKETS: usize = 2048;
+/// How long (in packet time) the first packet of a live batch waits for more to join it: short
+/// next to an interval, long enough for batches of hundreds of packets on a busy link.
+const LIVE_BATCH_AGE: Span = Span::from_millis(20);
+
+/// Packets in capture order, in the window buffer they were read into, and their decodes.
 #[derive(Debug, Default)]
 pub struct PacketBatch {
-    /// A window buffer of the file; the slots say where its packets are.
+    /// A window buffer of the file (or live packets copied one after the other); the slots
+    /// say where its packets are.
     data: Vec<u8>,
     slots: Vec<Slot>,
-    /// The decode of every slot, in order, when the reader decodes.
+    /// The decode of every slot, in order.
     decoded: DecodedBatch,
-    /// The file ended with this error after the packets above.
+    /// The file ended (or the live capture failed) with this error after the packets above.
     pub error: Option<CaptureError>,
+    /// Live capture: the link was quiet for the read timeout after these packets (the packet
+    /// path's chance to close intervals on the wall clock).
+    pub quiet: bool,
 }
 
 impl PacketBatch {
@@ -66,6 +82,7 @@ impl PacketBatch {
             slots: Vec::with_capacity(8192),
             decoded: DecodedBatch::default(),
             error: None,
+            quiet: false,
         }
     }
 
@@ -73,6 +90,7 @@ impl PacketBatch {
         self.slots.clear();
         self.decoded.clear();
         self.error = None;
+        self.quiet = false;
     }
 
     fn raw(&self, s: &Slot) -> RawPacket<'_> {
@@ -107,40 +125,61 @@ impl PacketBatch {
         self.slots.iter().map(|s| self.raw(s))
     }
 
-    /// The decodes of [`PacketBatch::packets`], in the same order, when the reader was given
-    /// a decoder (`None` if not).
-    pub fn decoded(&self) -> Option<&DecodedBatch> {
-        (self.decoded.len() == self.slots.len() && !self.slots.is_empty()).then_some(&self.decoded)
+    /// The decodes of [`PacketBatch::packets`], in the same order.
+    pub fn decoded(&self) -> &DecodedBatch {
+        &self.decoded
     }
 }
 
 /// The reader thread and its two channels.
-pub struct FileReader {
+pub struct CaptureReader {
     full: Receiver<PacketBatch>,
     empty: Sender<PacketBatch>,
     handle: Option<JoinHandle<()>>,
 }
 
-impl FileReader {
-    /// Starts reading `files` in order; with a decoder, decoding them too.
-    pub fn spawn(files: Vec<PathBuf>, decoder: Option<Decoder>) -> FileReader {
+impl CaptureReader {
+    fn spawn(
+        name: &str,
+        run: impl FnOnce(Sender<PacketBatch>, Receiver<PacketBatch>) + Send + 'static,
+    ) -> CaptureReader {
         let (full_tx, full) = bounded::<PacketBatch>(BATCHES);
         let (empty, empty_rx) = bounded::<PacketBatch>(BATCHES);
         for _ in 0..BATCHES {
             let _ = empty.send(PacketBatch::with_capacity());
         }
         let handle = std::thread::Builder::new()
-            .name("capture-reader".into())
-            .spawn(move || read_files(files, decoder, full_tx, empty_rx))
+            .name(name.into())
+            .spawn(move || run(full_tx, empty_rx))
             .expect("spawning the capture reader");
-        FileReader {
+        CaptureReader {
             full,
             empty,
             handle: Some(handle),
         }
     }
 
-    /// The next batch; `None` when every file was read.
+    /// Starts reading and decoding `files` in order.
+    pub fn files(files: Vec<PathBuf>, decoder: Decoder) -> CaptureReader {
+        Self::spawn("capture-reader", move |full, empty| {
+            read_files(files, decoder, full, empty)
+        })
+    }
+
+    /// Starts capturing and decoding from `cap` until `stop` is set or the capture fails; keeps
+    /// libpcap's drop counters in `stats`.
+    pub fn live(
+        cap: LiveCapture,
+        decoder: Decoder,
+        stop: Arc<AtomicBool>,
+        stats: Arc<Stats>,
+    ) -> CaptureReader {
+        Self::spawn("capture-live", move |full, empty| {
+            read_live(cap, decoder, &stop, &stats, full, empty)
+        })
+    }
+
+    /// The next batch; `None` when every file was read (the capture stopped).
     pub fn next_batch(&mut self) -> Option<PacketBatch> {
         self.full.recv().ok()
     }
@@ -151,7 +190,7 @@ impl FileReader {
     }
 }
 
-impl Drop for FileReader {
+impl Drop for CaptureReader {
     fn drop(&mut self) {
         // Unblock the reader if the packet path stopped early, then wait for it.
         let (_, dead) = bounded::<PacketBatch>(0);
@@ -164,16 +203,14 @@ impl Drop for FileReader {
 
 fn read_files(
     files: Vec<PathBuf>,
-    mut decoder: Option<Decoder>,
+    mut decoder: Decoder,
     full: Sender<PacketBatch>,
     empty: Receiver<PacketBatch>,
 ) {
     // Puts `data`, the buffer its packets are in, into `batch` and decodes them.
-    let seal = |batch: &mut PacketBatch, data: Vec<u8>, decoder: &mut Option<Decoder>| {
+    let seal = |batch: &mut PacketBatch, data: Vec<u8>, decoder: &mut Decoder| {
         batch.data = data;
-        if let Some(d) = decoder.as_mut() {
-            batch.decode(d);
-        }
+        batch.decode(decoder);
     };
     // Sends a sealed `batch` and takes an empty one, whose buffer becomes the spare. `None`
     // when the packet path has gone.
@@ -232,6 +269,77 @@ fn read_files(
     }
 }
 
+/// The live capture loop: packets are copied into the batch's buffer one after the other; a
+/// batch goes to the packet path when it is full, when its first packet has waited
+/// [`LIVE_BATCH_AGE`], when the link is quiet for the read timeout (flagged, so that intervals
+/// close on the wall clock), and last when `stop` is set or the capture fails.
+fn read_live(
+    mut cap: LiveCapture,
+    mut decoder: Decoder,
+    stop: &AtomicBool,
+    stats: &Stats,
+    full: Sender<PacketBatch>,
+    empty: Receiver<PacketBatch>,
+) {
+    let room = cap.snaplen().min(super::file::WINDOW);
+    let mut last_stats = Instant::now();
+    let Ok(mut batch) = empty.recv() else { return };
+    batch.clear();
+    let mut used = 0usize;
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        let mut ship = stopping;
+        if !stopping {
+            match cap.next_packet() {
+                Ok(Some(p)) => {
+                    let len = p.data.len().min(batch.data.len() - used);
+                    batch.data[used..used + len].copy_from_slice(&p.data[..len]);
+                    batch.slots.push(Slot {
+                        ts: p.ts,
+                        linktype: p.linktype,
+                        start: used,
+                        len,
+                        wire_len: p.wire_len,
+                    });
+                    used += len;
+                    let first = batch.slots.first().map_or(p.ts, |s| s.ts);
+                    ship = batch.slots.len() >= LIVE_BATCH_PACKETS
+                        || batch.data.len() - used < room
+                        || p.ts >= first.plus(LIVE_BATCH_AGE);
+                }
+                Ok(None) => {
+                    batch.quiet = true;
+                    ship = true;
+                }
+                Err(e) => {
+                    batch.error = Some(e);
+                    ship = true;
+                }
+            }
+        }
+        if last_stats.elapsed() >= Duration::from_secs(1) {
+            last_stats = Instant::now();
+            if let Some((_, dropped, if_dropped)) = cap.stats() {
+                stats.capture_dropped.store(dropped, Ordering::Relaxed);
+                stats
+                    .capture_if_dropped
+                    .store(if_dropped, Ordering::Relaxed);
+            }
+        }
+        if ship {
+            let last = stopping || batch.error.is_some();
+            batch.decode(&mut decoder);
+            if full.send(batch).is_err() || last {
+                return;
+            }
+            let Ok(b) = empty.recv() else { return };
+            batch = b;
+            batch.clear();
+            used = 0;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,7 +371,10 @@ mod tests {
 
     /// Every packet and error of `files`, in order, as the packet path sees them.
     fn read_all(files: Vec<PathBuf>) -> (Vec<Vec<u8>>, Vec<String>) {
-        let mut r = FileReader::spawn(files, None);
+        let mut r = CaptureReader::files(
+            files,
+            Decoder::new(Default::default(), Arc::new(Stats::default())),
+        );
         let (mut packets, mut errors) = (Vec::new(), Vec::new());
         while let Some(mut b) = r.next_batch() {
             packets.extend(b.packets().map(|p| p.data.to_vec()));

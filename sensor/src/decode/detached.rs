@@ -17,6 +17,17 @@ use super::{
 };
 use crate::ts::Ts;
 
+/// A frame's outer TCP/UDP 5-tuple (for the flow table's look-ahead: `FlowTable::prefetch_cell`);
+/// addresses in 16 bytes, IPv4 as `::ffff:a.b.c.d`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FiveTuple {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub proto: u8,
+}
+
 /// Marks a span of [`DecodedBatch::side`] rather than of the frame.
 const SIDE: u32 = 1 << 31;
 
@@ -228,10 +239,9 @@ impl DecodedBatch {
         Ok(())
     }
 
-    /// The outer TCP/UDP 5-tuple of frame `i`, for look-ahead (what [`super::peek`] reads from
-    /// raw bytes, here without parsing).
+    /// The outer TCP/UDP 5-tuple of frame `i`, for look-ahead.
     #[inline]
-    pub fn five_tuple(&self, i: usize) -> Option<super::peek::FiveTuple> {
+    pub fn five_tuple(&self, i: usize) -> Option<FiveTuple> {
         let f = self.frames.get(i)?.as_ref().ok()?;
         if f.depth == 0 {
             return None;
@@ -251,7 +261,7 @@ impl DecodedBatch {
             IpAddr::V4(v4) => ((0xffff_u128 << 32) | u128::from(u32::from(v4))).to_be_bytes(),
             IpAddr::V6(v6) => v6.octets(),
         };
-        Some(super::peek::FiveTuple {
+        Some(FiveTuple {
             src: octets(l.src),
             dst: octets(l.dst),
             src_port,

@@ -314,7 +314,6 @@ pub mod detached;
 mod frag;
 mod ip;
 mod link;
-pub mod peek;
 #[cfg(test)]
 mod robustness;
 mod tunnel;

@@ -28,7 +28,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::config::FlowConfig;
-use crate::decode::peek::FiveTuple;
+use crate::decode::detached::FiveTuple;
 use crate::decode::{Decoded, IpLayer, MacPair, TcpSegment, Transport, TunnelKind};
 use crate::stats::Stats;
 use crate::ts::{Span, Ts};
