@@ -462,12 +462,15 @@ fn is_broadcast(ip: &IpAddr) -> bool {
 }
 
 impl FlowTable {
-    /// Reserves the whole table up front; pages are touched (and count in RSS) only as
-    /// connections arrive, and nothing is ever reallocated.
+    /// Reserves the whole table up front and has the kernel back it with memory in the
+    /// background (see [`memory::populate_in_background`]): the table counts in full in RSS from
+    /// the start, and nothing is ever reallocated.
     pub fn new(cfg: FlowConfig, uid_seed: Option<u64>, stats: Arc<Stats>) -> FlowTable {
         let cap = cfg.max_flows;
         let slots: Vec<Conn> = Vec::with_capacity(cap);
-        memory::advise_huge_pages(slots.as_ptr(), cap * std::mem::size_of::<Conn>());
+        let bytes = cap * std::mem::size_of::<Conn>();
+        memory::advise_huge_pages(slots.as_ptr(), bytes);
+        memory::populate_in_background(slots.as_ptr(), bytes);
         FlowTable {
             slots,
             free: Vec::with_capacity(cap),
