@@ -294,7 +294,14 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             }
-            match pipeline::run_live(&cfg, stop) {
+            // SIGHUP: re-read the rule files (see `pipeline::RuleReloader`).
+            let reload = Arc::new(AtomicBool::new(false));
+            if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+            {
+                eprintln!("osect-sensor: cannot install signal handler: {e}");
+                return ExitCode::from(1);
+            }
+            match pipeline::run_live(&cfg, stop, reload) {
                 Ok(s) => {
                     log::info!("stopped: {}", s.to_line());
                     ExitCode::SUCCESS

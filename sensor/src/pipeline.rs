@@ -6,7 +6,7 @@
 //! packets, so `replay --bundles` and live capture cut the same rows into the same intervals.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -344,22 +344,115 @@ fn plain_spool(spool_dir: PathBuf, cfg: &Config, stats: Arc<Stats>) -> SpoolWork
 fn load_detector(cfg: &Config, stats: &Arc<Stats>) -> Result<Option<Detector>, PipelineError> {
     let d = Detector::from_config(&cfg.detect, stats.clone()).map_err(PipelineError::Rules)?;
     if let Some(d) = &d {
-        let r = d.report();
-        for e in &r.invalid {
-            log::warn!("rules: invalid: {e}");
-        }
-        for (reason, n) in &r.skipped {
-            log::info!("rules: skipped {n} ({reason})");
-        }
-        log::info!(
-            "rules: loaded {} of {} enabled rules from {} files in {} ms",
-            r.loaded,
-            r.enabled,
-            r.files.len(),
-            r.load_millis
-        );
+        log_load_report(d, "loaded");
     }
     Ok(d)
+}
+
+fn log_load_report(d: &Detector, what: &str) {
+    let r = d.report();
+    for e in &r.invalid {
+        log::warn!("rules: invalid: {e}");
+    }
+    for (reason, n) in &r.skipped {
+        log::info!("rules: skipped {n} ({reason})");
+    }
+    log::info!(
+        "rules: {what} {} of {} enabled rules from {} files in {} ms",
+        r.loaded,
+        r.enabled,
+        r.files.len(),
+        r.load_millis
+    );
+}
+
+/// Rule reloads on SIGHUP for `run`: the rule files named by `detect.rules` are read again and
+/// compiled on a thread of its own (ET Open takes a few tenths of a second), and the packet
+/// path swaps the new set in between two batches, so no packet waits for the load. The old
+/// set is freed on another thread as well (tens of milliseconds for ET Open). A set that fails
+/// to load leaves the running one in place. Detection state kept per connection (flowbits,
+/// stream windows, thresholds) starts afresh with the new set.
+struct RuleReloader {
+    requested: Arc<AtomicBool>,
+    detect: crate::config::DetectSection,
+    interface: Option<String>,
+    stats: Arc<Stats>,
+    loading: Option<Receiver<Result<Option<Detector>, String>>>,
+}
+
+impl RuleReloader {
+    /// Starts a load when one was asked for (and none is running); hands back a finished one.
+    fn poll(&mut self) -> Option<Result<Option<Detector>, String>> {
+        if self.requested.swap(false, Ordering::Relaxed) {
+            if self.loading.is_some() {
+                log::info!("rules: reload requested while one is running; it covers this one");
+            } else {
+                log::info!("rules: reloading (SIGHUP)");
+                let (tx, rx) = bounded(1);
+                let (detect, stats) = (self.detect.clone(), self.stats.clone());
+                let interface = self.interface.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("rules-reload".into())
+                    .spawn(move || {
+                        let r = Detector::from_config(&detect, stats).map(|d| {
+                            d.map(|mut d| {
+                                if let Some(i) = &interface {
+                                    d.set_interface(i);
+                                }
+                                d
+                            })
+                        });
+                        let _ = tx.send(r);
+                    });
+                match spawned {
+                    Ok(_) => self.loading = Some(rx),
+                    Err(e) => log::error!("rules: cannot start the reload: {e}"),
+                }
+            }
+        }
+        let rx = self.loading.as_ref()?;
+        match rx.try_recv() {
+            Ok(r) => {
+                self.loading = None;
+                Some(r)
+            }
+            Err(crossbeam_channel::TryRecvError::Empty) => None,
+            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                self.loading = None;
+                Some(Err("the loader stopped without a result".into()))
+            }
+        }
+    }
+}
+
+impl PacketPath {
+    /// Puts a reloaded rule set (or none) in place of the running one.
+    fn swap_rules(&mut self, loaded: Result<Option<Detector>, String>) {
+        match loaded {
+            Ok(new) => {
+                match &new {
+                    Some(d) => {
+                        log_load_report(d, "reloaded");
+                        Stats::inc(&self.stats.rules_reloaded);
+                    }
+                    None => {
+                        log::warn!("rules: reloaded: no rules configured, detection is off");
+                        Stats::inc(&self.stats.rules_reloaded);
+                    }
+                }
+                let old = std::mem::replace(&mut self.analyzers.detect, new);
+                if let Some(old) = old {
+                    let _ = std::thread::Builder::new()
+                        .name("rules-drop".into())
+                        .spawn(move || drop(old));
+                }
+            }
+            Err(e) => {
+                Stats::inc(&self.stats.rules_reload_failed);
+                log::error!("rules: reload failed, the running rules stay: {e}");
+            }
+        }
+    }
 }
 
 /// Result of a replay: counters and the first capture error, if any.
@@ -440,10 +533,12 @@ fn wall_now() -> Ts {
     Ts(d.as_micros() as i64)
 }
 
-/// `run`: live capture until `stop` is set (SIGTERM/SIGINT), then flush everything.
+/// `run`: live capture until `stop` is set (SIGTERM/SIGINT), then flush everything; the rule
+/// files are read again whenever `reload` is set (SIGHUP).
 pub fn run_live(
     cfg: &Config,
     stop: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
 ) -> Result<crate::stats::StatsSnapshot, PipelineError> {
     let stats = Arc::new(Stats::default());
     let mut detector = load_detector(cfg, &stats)?;
@@ -496,9 +591,19 @@ pub fn run_live(
         cfg.flow.max_flows,
         FlowTable::entry_size()
     );
+    let mut reloader = RuleReloader {
+        requested: reload,
+        detect: cfg.detect.clone(),
+        interface: cfg.capture.interface.clone(),
+        stats: stats.clone(),
+        loading: None,
+    };
     let decoder = Decoder::new(cfg.decode.to_decode_config(), stats.clone());
     let mut reader = CaptureReader::live(cap, decoder, stop, stats.clone());
     while let Some(mut batch) = reader.next_batch() {
+        if let Some(loaded) = reloader.poll() {
+            path.swap_rules(loaded);
+        }
         path.on_batch(&batch);
         if batch.quiet {
             // A quiet link: let wall-clock time close intervals and expire flows, with a

@@ -176,6 +176,10 @@ counters! {
     detect_flowbits_full,
     /// Threshold entries not tracked because the table was full.
     detect_threshold_full,
+    /// Rule sets swapped in by a reload (SIGHUP).
+    rules_reloaded,
+    /// Reloads that failed (the running rules stayed).
+    rules_reload_failed,
 }
 
 impl Stats {
