@@ -135,6 +135,18 @@ enum RulesCmd {
     },
 }
 
+/// This process's resident and peak resident memory in KiB (`VmRSS`, `VmHWM`), where /proc says.
+fn resident_kib() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
 /// Applies Suricata `--set KEY=VALUE` settings the sensor understands; others are warned about.
 fn apply_sets(cfg: &mut Config, sets: &[String]) -> Result<(), String> {
     for s in sets {
@@ -255,7 +267,20 @@ fn main() -> ExitCode {
             }
             match osect_sensor::detect::RuleSet::load(&cfg.detect) {
                 Ok(rs) => {
-                    println!("{}", rs.report);
+                    // The report ends with its `loaded N of M` line; memory goes just before it.
+                    let text = rs.report.to_string();
+                    let (head, last) = text.rsplit_once('\n').unwrap_or(("", &text));
+                    if !head.is_empty() {
+                        println!("{head}");
+                    }
+                    if let Some((rss, peak)) = resident_kib() {
+                        println!(
+                            "memory: {} MiB resident with the rules loaded (peak {} MiB)",
+                            rss / 1024,
+                            peak / 1024
+                        );
+                    }
+                    println!("{last}");
                     if rs.report.invalid.is_empty() {
                         ExitCode::SUCCESS
                     } else {
