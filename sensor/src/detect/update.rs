@@ -362,11 +362,14 @@ fn update_in(
     // What the running set loads, to compare with (read before loading the new set, so the
     // two are never in memory together).
     let baseline = baseline(cfg, store);
-    let mut test = d.clone();
-    test.rules = vec![rules_dir.display().to_string()];
-    let cls = rules_dir.join("classification.config");
-    if cls.is_file() {
-        test.classification_file = Some(cls);
+    let test = test_section(d, &set, &rules_dir);
+    if let Some(c) = &test.classification_file {
+        if !c.is_file() {
+            return Err(failed(format!(
+                "{source}: has no {} but detect.classification_file names it; not installed",
+                c.strip_prefix(&set).unwrap_or(c).display()
+            )));
+        }
     }
     let report = RuleSet::load(&test)
         .map_err(|e| failed(format!("{source}: test load: {e}")))?
@@ -476,6 +479,32 @@ pub fn rollback(d: &DetectSection, out: &mut dyn Write) -> Result<PathBuf, Updat
 pub fn uses_store(d: &DetectSection) -> bool {
     let cur = d.update_dir.join(CURRENT);
     d.rules.iter().any(|r| Path::new(r).starts_with(&cur))
+}
+
+/// The detection settings the sensor will load once `set` is current: paths below
+/// `<update_dir>/current` moved onto `set`, the others as they are. When `detect.rules` does
+/// not use the store, the set's `rules/` (and its classification.config) on their own.
+fn test_section(d: &DetectSection, set: &Path, rules_dir: &Path) -> DetectSection {
+    let cur = d.update_dir.join(CURRENT);
+    let onto_set = |p: &Path| p.strip_prefix(&cur).ok().map(|rest| set.join(rest));
+    let mut t = d.clone();
+    if uses_store(d) {
+        t.rules = d
+            .rules
+            .iter()
+            .map(|r| onto_set(Path::new(r)).map_or_else(|| r.clone(), |p| p.display().to_string()))
+            .collect();
+        if let Some(c) = d.classification_file.as_deref().and_then(onto_set) {
+            t.classification_file = Some(c);
+        }
+    } else {
+        t.rules = vec![rules_dir.display().to_string()];
+        let cls = rules_dir.join("classification.config");
+        if cls.is_file() {
+            t.classification_file = Some(cls);
+        }
+    }
+    t
 }
 
 /// Rules loaded by the installed set (its manifest), else by `detect.rules`.
