@@ -398,6 +398,9 @@ fn update_in(
     }
     .write(&set)
     .map_err(|e| failed(format!("{}: {e}", set.display())))?;
+    // On disk before any link names it: a power cut after the swap must not leave `current`
+    // pointing at empty files.
+    sync_tree(&set).map_err(|e| failed(format!("{}: {e}", set.display())))?;
 
     // Swap: the finished folder moves into the store, then the links turn.
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
@@ -449,6 +452,20 @@ fn update_in(
         md5: actual,
         report,
     })
+}
+
+/// fsync of every file and folder below `dir` (links are not followed).
+fn sync_tree(dir: &Path) -> io::Result<()> {
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        let t = e.file_type()?;
+        if t.is_dir() {
+            sync_tree(&e.path())?;
+        } else if t.is_file() {
+            File::open(e.path())?.sync_all()?;
+        }
+    }
+    File::open(dir)?.sync_all()
 }
 
 /// Makes `previous` current again (and the current one previous).
