@@ -355,6 +355,16 @@ pub struct DetectSection {
     pub max_flows: usize,
     /// Threshold/detection_filter entries at once.
     pub max_threshold_entries: usize,
+    /// `rules update`: `https://` URL of the rule archive (`.tar.gz`, e.g. ET Open's
+    /// `emerging.rules.tar.gz`), fetched over the upload channel; its MD5 from `<url>.md5`.
+    pub update_url: Option<String>,
+    /// `rules update`: where rule sets are unpacked and `current`/`previous` point (on the
+    /// data partition); `detect.rules` names `<update_dir>/current/rules` to use them.
+    pub update_dir: PathBuf,
+    /// `rules update`: largest archive a download may be, MiB.
+    pub update_max_download_mib: u32,
+    /// `rules update`: largest an archive may unpack to, MiB (all files together).
+    pub update_max_unpacked_mib: u32,
 }
 
 impl Default for DetectSection {
@@ -369,6 +379,10 @@ impl Default for DetectSection {
             midstream: false,
             max_flows: 65_536,
             max_threshold_entries: 65_536,
+            update_url: None,
+            update_dir: PathBuf::from("/data/osect/rules"),
+            update_max_download_mib: 64,
+            update_max_unpacked_mib: 256,
         }
     }
 }
@@ -589,6 +603,7 @@ impl Config {
             ));
         }
         crate::detect::vars_of(&self.detect).map_err(|m| bad("detect.home_net", m))?;
+        crate::detect::update::validate(&self.detect).map_err(|(k, m)| bad(k, m))?;
         if self.yaf.max_flows == 0 || self.yaf.max_flows > (1 << 24) {
             return Err(bad(
                 "yaf.max_flows",

@@ -133,6 +133,40 @@ enum RulesCmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Install a new rule archive (.tar.gz with rules/*.rules, like ET Open's): fetched from
+    /// detect.update_url over the upload channel, or --from FILE; its MD5 checked (from
+    /// <url>.md5, FILE.md5 or --md5), unpacked into detect.update_dir, test-loaded, made
+    /// `current` (the old set kept as `previous`), and the running sensor told with SIGHUP.
+    /// A bad archive leaves the installed rules untouched (exit 1).
+    Update {
+        /// Config file (default /etc/osect/sensor.toml, else built-in defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Local archive instead of detect.update_url.
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
+        /// Expected MD5 (32 hex digits) instead of <url>.md5 or FILE.md5.
+        #[arg(long, value_name = "HEX")]
+        md5: Option<String>,
+        /// Install without a checksum to compare with (e.g. a FILE with no FILE.md5).
+        #[arg(long, conflicts_with = "md5")]
+        no_checksum: bool,
+        /// Install even if the new set loads less than half the rules the installed set does.
+        #[arg(long)]
+        allow_shrink: bool,
+        /// Do not signal the running sensor.
+        #[arg(long)]
+        no_reload: bool,
+    },
+    /// Make the previous rule set current again and tell the running sensor.
+    Rollback {
+        /// Config file (default /etc/osect/sensor.toml, else built-in defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Do not signal the running sensor.
+        #[arg(long)]
+        no_reload: bool,
+    },
 }
 
 /// This process's resident and peak resident memory in KiB (`VmRSS`, `VmHWM`), where /proc says.
@@ -293,6 +327,28 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Rules {
+            cmd:
+                RulesCmd::Update {
+                    config,
+                    from,
+                    md5,
+                    no_checksum,
+                    allow_shrink,
+                    no_reload,
+                },
+        } => {
+            let opts = osect_sensor::detect::update::UpdateOptions {
+                from,
+                md5,
+                no_checksum,
+                allow_shrink,
+            };
+            rules_update(config, Some(&opts), no_reload)
+        }
+        Cmd::Rules {
+            cmd: RulesCmd::Rollback { config, no_reload },
+        } => rules_update(config, None, no_reload),
         Cmd::Run { config } => {
             let cfg = match load_config(Some(&config)) {
                 Ok(c) => c,
@@ -413,6 +469,75 @@ fn upgrade(
             ExitCode::from(1)
         }
     }
+}
+
+/// `rules update` (`opts`) or `rules rollback` (`None`): exit 0 installed, unchanged or
+/// rolled back; 1 refused or failed (the installed rules untouched); 2 bad invocation or
+/// configuration.
+fn rules_update(
+    config: Option<PathBuf>,
+    opts: Option<&osect_sensor::detect::update::UpdateOptions>,
+    no_reload: bool,
+) -> ExitCode {
+    use osect_sensor::detect::update::{self, Outcome, SensorReload, UpdateError};
+    let config = config.or_else(|| {
+        let p = PathBuf::from("/etc/osect/sensor.toml");
+        p.exists().then_some(p)
+    });
+    let cfg = match load_config(config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut out = std::io::stdout();
+    let changed = match opts {
+        Some(opts) => match update::update(&cfg, opts, &mut out) {
+            Ok(Outcome::Installed { .. }) => true,
+            Ok(Outcome::Unchanged { .. }) => false,
+            Err(e) => {
+                eprintln!("osect-sensor: rules update: {e}");
+                return ExitCode::from(match e {
+                    UpdateError::Usage(_) => 2,
+                    UpdateError::Failed(_) => 1,
+                });
+            }
+        },
+        None => match update::rollback(&cfg.detect, &mut out) {
+            Ok(_) => true,
+            Err(e) => {
+                eprintln!("osect-sensor: rules rollback: {e}");
+                return ExitCode::from(1);
+            }
+        },
+    };
+    if !changed || no_reload {
+        return ExitCode::SUCCESS;
+    }
+    let Some(config) = config else {
+        println!("no config file: no running sensor to tell");
+        return ExitCode::SUCCESS;
+    };
+    let done = update::reload_sensors(Path::new("/proc"), &config);
+    if done.is_empty() {
+        println!(
+            "no running `osect-sensor run --config {}`: the rules apply at its next start",
+            config.display()
+        );
+    }
+    for r in done {
+        match r {
+            SensorReload::Signalled(pid) => {
+                println!("sent SIGHUP to the sensor (pid {pid}): it reloads the rules")
+            }
+            SensorReload::NoHandler(pid) => println!(
+                "the running sensor (pid {pid}) does not reload on SIGHUP (older version): \
+                 restart it to use the new rules"
+            ),
+            SensorReload::Failed(pid, e) => {
+                println!("could not signal the sensor (pid {pid}): {e}; restart it")
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// `upload`: one round (`--once`) or the upload daemon alone.

@@ -26,6 +26,7 @@ pub mod pcre;
 pub mod rule;
 pub mod slots;
 pub mod tls;
+pub mod update;
 pub mod vars;
 
 use std::collections::{BTreeMap, HashMap};
