@@ -616,6 +616,7 @@ fn support(out: &Path, config: Option<PathBuf>) -> ExitCode {
         log_dirs,
         spool_dir: Some(cfg.spool_dir().to_path_buf()),
         upgrade_dir: Some(cfg.upgrade.download_dir.clone()),
+        rules_dir: Some(cfg.detect.update_dir.clone()),
         root: PathBuf::from("/"),
     };
     match osect_sensor::support::write_bundle(&src, out) {

@@ -462,3 +462,14 @@ pub fn upgrade_history(dir: &Path) -> Item {
         Item::failed(name, "no firmware update recorded yet")
     }
 }
+
+/// The rule update log (`osect-sensor rules update`/`rollback`): installs, refusals, rollbacks.
+pub fn rules_update_log(dir: &Path) -> Item {
+    let name = "sensor/rules-update.log";
+    let log = dir.join(crate::detect::update::LOG_FILE);
+    if log.exists() {
+        file_item(name, &log)
+    } else {
+        Item::failed(name, "no rule update recorded yet")
+    }
+}

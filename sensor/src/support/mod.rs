@@ -40,6 +40,8 @@ pub struct SupportSources {
     pub spool_dir: Option<PathBuf>,
     /// `upgrade.download_dir`: the firmware update history (installs, refusals, rollbacks).
     pub upgrade_dir: Option<PathBuf>,
+    /// `detect.update_dir`: the rule update log (`osect-sensor rules update`).
+    pub rules_dir: Option<PathBuf>,
     /// Root of the file system facts are read from (`/` on the box; a test's folder in tests).
     pub root: PathBuf,
 }
@@ -106,6 +108,9 @@ pub fn collect(src: &SupportSources) -> Vec<Item> {
     }
     if let Some(dir) = &src.upgrade_dir {
         items.push(collect::upgrade_history(dir));
+    }
+    if let Some(dir) = &src.rules_dir {
+        items.push(collect::rules_update_log(dir));
     }
 
     let mut total = 0usize;

@@ -127,11 +127,20 @@ fn bundle_holds_the_items_and_no_secret() {
     )
     .unwrap();
 
+    let rules_dir = t.path().join("rules");
+    std::fs::create_dir_all(&rules_dir).unwrap();
+    std::fs::write(
+        rules_dir.join(crate::detect::update::LOG_FILE),
+        "2026-11-28T08:00:00Z installed set-x md5 0123 loaded 3 of 3\n",
+    )
+    .unwrap();
+
     let src = SupportSources {
         config: Some(config),
         log_dirs: vec![logs],
         spool_dir: Some(spool),
         upgrade_dir: Some(upgrade_dir),
+        rules_dir: Some(rules_dir),
         root,
     };
     let out = t.path().join("out");
@@ -167,6 +176,7 @@ fn bundle_holds_the_items_and_no_secret() {
         "spool/listing.txt",
         "spool/upload-history.log",
         "boot/upgrade-history.log",
+        "sensor/rules-update.log",
     ] {
         assert!(
             files.contains_key(must),
@@ -176,6 +186,7 @@ fn bundle_holds_the_items_and_no_secret() {
     }
     assert!(files["summary.txt"].contains("booted slot: B"));
     assert!(files["boot/upgrade-history.log"].contains("confirmed version 2 on slot B"));
+    assert!(files["sensor/rules-update.log"].contains("installed set-x"));
     assert!(files["network/interfaces"].contains("statistics.rx_packets = 12345"));
     assert!(files["sensor/counters.txt"].contains("packets_read=77"));
     assert!(files["spool/listing.txt"].contains("realtime-2026-11-28-10:00:00.tar.zst\t3"));
