@@ -208,16 +208,7 @@ impl<'a> Row<'a> {
     pub fn addr(&mut self, a: IpAddr) {
         self.sep();
         match a {
-            // Every conn.log row has two addresses: dotted quads are written by hand, not
-            // through `fmt` (which cost a fifth of the writer thread).
-            IpAddr::V4(v4) => {
-                for (i, octet) in v4.octets().into_iter().enumerate() {
-                    if i > 0 {
-                        self.buf.push(b'.');
-                    }
-                    push_u64(self.buf, u64::from(octet));
-                }
-            }
+            IpAddr::V4(v4) => push_ipv4(self.buf, v4.octets()),
             // std renders IPv6 compressed and lower-case, IPv4-mapped as ::ffff:a.b.c.d: as
             // Zeek does.
             IpAddr::V6(_) => {
@@ -311,78 +302,202 @@ impl<'a> Row<'a> {
     }
 }
 
+/// `"00" "01" ... "99"`: numbers are rendered two digits per division.
+const DEC_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
 /// Decimal digits of `n`, without the formatting machinery (rows are written by the million).
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+///
+/// The digits are built left-aligned in a fixed array that is appended whole and then cut to
+/// length: a fixed-size copy compiles to a few moves, a variable-length one to a `memcpy` call.
+pub(crate) fn push_u64(out: &mut Vec<u8>, n: u64) {
     if n < 10 {
         out.push(b'0' + n as u8);
         return;
     }
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+    let len = n.ilog10() as usize + 1;
+    let mut d = [0u8; 20];
+    let mut i = len;
+    let mut n = n;
+    while n >= 100 {
+        let p = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        d[i] = DEC_PAIRS[p];
+        d[i + 1] = DEC_PAIRS[p + 1];
     }
-    out.extend_from_slice(&digits[i..]);
+    if n >= 10 {
+        let p = n as usize * 2;
+        d[0] = DEC_PAIRS[p];
+        d[1] = DEC_PAIRS[p + 1];
+    } else {
+        d[0] = b'0' + n as u8;
+    }
+    let start = out.len();
+    out.extend_from_slice(&d);
+    out.truncate(start + len);
 }
 
 /// Microseconds as seconds with exactly six decimals (Zeek's `time`/`interval`).
-fn push_fixed6(out: &mut Vec<u8>, micros: i64) {
+pub(crate) fn push_fixed6(out: &mut Vec<u8>, micros: i64) {
     if micros < 0 {
         out.push(b'-');
     }
     let m = micros.unsigned_abs();
     push_u64(out, m / 1_000_000);
-    out.push(b'.');
-    let frac = m % 1_000_000;
-    let mut d = [b'0'; 6];
-    let mut f = frac;
-    for slot in d.iter_mut().rev() {
-        *slot = b'0' + (f % 10) as u8;
-        f /= 10;
+    let frac = (m % 1_000_000) as usize;
+    let (a, b, c) = (frac / 10_000 * 2, frac / 100 % 100 * 2, frac % 100 * 2);
+    out.extend_from_slice(&[
+        b'.',
+        DEC_PAIRS[a],
+        DEC_PAIRS[a + 1],
+        DEC_PAIRS[b],
+        DEC_PAIRS[b + 1],
+        DEC_PAIRS[c],
+        DEC_PAIRS[c + 1],
+    ]);
+}
+
+/// Each octet's decimal digits (up to three) and their count in the last byte.
+const OCTET_TEXT: [[u8; 4]; 256] = {
+    let mut t = [[0u8; 4]; 256];
+    let mut i = 0;
+    while i < 256 {
+        let (h, te, o) = ((i / 100) as u8, (i / 10 % 10) as u8, (i % 10) as u8);
+        t[i] = if i >= 100 {
+            [b'0' + h, b'0' + te, b'0' + o, 3]
+        } else if i >= 10 {
+            [b'0' + te, b'0' + o, 0, 2]
+        } else {
+            [b'0' + o, 0, 0, 1]
+        };
+        i += 1;
     }
+    t
+};
+
+/// A dotted quad, by hand: every conn.log row has two addresses, and `fmt` cost a fifth of
+/// the writer thread.
+pub(crate) fn push_ipv4(out: &mut Vec<u8>, octets: [u8; 4]) {
+    // Each octet's table entry is copied whole (4 bytes) and the position moves by its
+    // length; the slack at the end absorbs the overhang.
+    let mut d = [0u8; 20];
+    let mut pos = 0;
+    for (i, o) in octets.into_iter().enumerate() {
+        if i > 0 {
+            d[pos] = b'.';
+            pos += 1;
+        }
+        let t = OCTET_TEXT[usize::from(o)];
+        d[pos..pos + 4].copy_from_slice(&t);
+        pos += usize::from(t[3]);
+    }
+    let start = out.len();
     out.extend_from_slice(&d);
+    out.truncate(start + pos);
+}
+
+/// Whether `b` is written as it is (outside a container `,` is too).
+#[inline]
+fn is_plain(b: u8, in_container: bool) -> bool {
+    (0x20..=0x7e).contains(&b) && b != b'\\' && !(in_container && b == b',')
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of some byte of the result is set when a byte of `x` equals the byte
+/// repeated in `rep` (never a false "no": the lowest matching byte is always flagged).
+#[inline]
+fn has_byte(x: u64, rep: u64) -> u64 {
+    let y = x ^ rep;
+    y.wrapping_sub(LO) & !y & HI
+}
+
+/// Non-zero exactly when some byte of the eight in `x` is not plain (see [`is_plain`]): bytes
+/// are checked eight at a time because most values need no escaping at all.
+#[inline]
+fn chunk_needs_escape(x: u64, in_container: bool) -> u64 {
+    // A byte with its high bit set is flagged by `x` itself. Below 0x80, a byte under 0x20
+    // wraps to >= 0xe0 when 0x20 is taken away, and only 0x7f reaches 0x80 when one is
+    // added. Borrows and carries start only at a flagged byte, so they may flag a plain
+    // neighbour of one but never a chunk that is all plain.
+    let mut bad =
+        x | x.wrapping_sub(0x20 * LO) | x.wrapping_add(LO) | has_byte(x, b'\\' as u64 * LO);
+    if in_container {
+        bad |= has_byte(x, b',' as u64 * LO);
+    }
+    bad & HI
+}
+
+/// Index of the first byte of `s` from `i` on that is not plain, or `s.len()`.
+#[inline]
+fn first_special(s: &[u8], mut i: usize, in_container: bool) -> usize {
+    let chunk = |at: usize| {
+        let mut c = [0u8; 8];
+        c.copy_from_slice(&s[at..at + 8]);
+        u64::from_le_bytes(c)
+    };
+    while i + 8 <= s.len() {
+        if chunk_needs_escape(chunk(i), in_container) != 0 {
+            break;
+        }
+        i += 8;
+    }
+    // Fewer than eight bytes left: one overlapping look at the last eight settles them.
+    if i + 8 > s.len() && s.len() >= 8 && chunk_needs_escape(chunk(s.len() - 8), in_container) == 0
+    {
+        return s.len();
+    }
+    while i < s.len() && is_plain(s[i], in_container) {
+        i += 1;
+    }
+    i
 }
 
 /// Escapes one string value the way Zeek's ASCII writer does.
 pub fn escape_into(out: &mut Vec<u8>, s: &[u8], in_container: bool, utf8: Utf8Policy) {
     // A value that reads like the unset or empty marker gets its first byte escaped.
-    if s == b"-" || s == b"(empty)" {
+    let marker = match s.len() {
+        1 => s[0] == b'-',
+        7 => s == b"(empty)",
+        _ => false,
+    };
+    if marker {
         push_hex_escape(out, s[0]);
         out.extend_from_slice(&s[1..]);
         return;
     }
-    let plain = |b: u8| (0x20..=0x7e).contains(&b) && b != b'\\' && !(in_container && b == b',');
-    let mut i = 0;
+    // Runs of bytes written as they are go out in one copy.
+    let mut run = 0;
+    let mut i = first_special(s, 0, in_container);
     while i < s.len() {
-        // Runs of bytes written as they are go out in one copy.
-        let run = s[i..].iter().take_while(|&&b| plain(b)).count();
-        if run > 0 {
-            out.extend_from_slice(&s[i..i + run]);
-            i += run;
-            continue;
-        }
+        out.extend_from_slice(&s[run..i]);
         let b = s[i];
-        if b >= 0x80 && utf8 == Utf8Policy::PassValid {
-            let n = utf8_len(&s[i..]);
-            if n > 0 {
-                out.extend_from_slice(&s[i..i + n]);
-                i += n;
-                continue;
+        let n = if b >= 0x80 && utf8 == Utf8Policy::PassValid {
+            utf8_len(&s[i..])
+        } else {
+            0
+        };
+        if n > 0 {
+            out.extend_from_slice(&s[i..i + n]);
+            i += n;
+        } else {
+            match b {
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b',' if in_container => out.extend_from_slice(b"\\x2c"),
+                0x20..=0x7e => out.push(b),
+                _ => push_hex_escape(out, b),
             }
+            i += 1;
         }
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b',' if in_container => out.extend_from_slice(b"\\x2c"),
-            0x20..=0x7e => out.push(b),
-            _ => push_hex_escape(out, b),
-        }
-        i += 1;
+        run = i;
+        i = first_special(s, i, in_container);
     }
+    out.extend_from_slice(&s[run..]);
 }
 
 /// `\xNN`, lower-case hex.
