@@ -160,6 +160,13 @@ impl<'a> Row<'a> {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// The row's buffer, for records that render the whole line themselves straight into it
+    /// (p0f-k.log), on the terms of [`Row::verbatim`].
+    pub fn verbatim_buf(&mut self) -> &mut Vec<u8> {
+        self.first = false;
+        self.buf
+    }
+
     pub fn unset(&mut self) {
         self.raw("-");
     }
@@ -243,11 +250,7 @@ impl<'a> Row<'a> {
     /// A string value; empty is `(empty)`.
     pub fn string(&mut self, s: &[u8]) {
         self.sep();
-        if s.is_empty() {
-            self.buf.extend_from_slice(b"(empty)");
-        } else {
-            escape_into(self.buf, s, false, self.utf8);
-        }
+        push_string(self.buf, s, false, self.utf8);
     }
 
     pub fn string_opt(&mut self, s: Option<&[u8]>) {
@@ -272,11 +275,7 @@ impl<'a> Row<'a> {
             if i > 0 {
                 self.buf.push(b',');
             }
-            if s.is_empty() {
-                self.buf.extend_from_slice(b"(empty)");
-            } else {
-                escape_into(self.buf, s, true, self.utf8);
-            }
+            push_string(self.buf, s, true, self.utf8);
         }
         if self.buf.len() == start {
             self.buf.extend_from_slice(b"(empty)");
@@ -348,7 +347,12 @@ pub(crate) fn push_fixed6(out: &mut Vec<u8>, micros: i64) {
     }
     let m = micros.unsigned_abs();
     push_u64(out, m / 1_000_000);
-    let frac = (m % 1_000_000) as usize;
+    push_frac6(out, m % 1_000_000);
+}
+
+/// `.` and six digits of `frac` (below a million).
+pub(crate) fn push_frac6(out: &mut Vec<u8>, frac: u64) {
+    let frac = (frac % 1_000_000) as usize;
     let (a, b, c) = (frac / 10_000 * 2, frac / 100 % 100 * 2, frac % 100 * 2);
     out.extend_from_slice(&[
         b'.',
@@ -458,22 +462,53 @@ fn first_special(s: &[u8], mut i: usize, in_container: bool) -> usize {
     i
 }
 
+/// One string value, escaped the way Zeek's ASCII writer does, `(empty)` when empty.
+///
+/// Inlined into the [`Row`] methods: most values need no escaping at all and go out in one
+/// copy after the scan; the rest take [`escape_from`].
+#[inline]
+fn push_string(out: &mut Vec<u8>, s: &[u8], in_container: bool, utf8: Utf8Policy) {
+    let plain_to = first_special(s, 0, in_container);
+    // The markers are plain text too: they are caught here, not in the scan.
+    let marker_len = matches!(s.len(), 0 | 1 | 7);
+    if plain_to == s.len() && !(marker_len && (s.is_empty() || is_marker(s))) {
+        out.extend_from_slice(s);
+    } else if s.is_empty() {
+        out.extend_from_slice(b"(empty)");
+    } else {
+        escape_from(out, s, plain_to, in_container, utf8);
+    }
+}
+
+/// A value that reads like the unset or empty marker.
+#[inline]
+fn is_marker(s: &[u8]) -> bool {
+    s == b"-" || s == b"(empty)"
+}
+
 /// Escapes one string value the way Zeek's ASCII writer does.
 pub fn escape_into(out: &mut Vec<u8>, s: &[u8], in_container: bool, utf8: Utf8Policy) {
+    escape_from(
+        out,
+        s,
+        first_special(s, 0, in_container),
+        in_container,
+        utf8,
+    );
+}
+
+/// [`escape_into`], `s[..plain_to]` known to be plain.
+#[inline(never)]
+fn escape_from(out: &mut Vec<u8>, s: &[u8], plain_to: usize, in_container: bool, utf8: Utf8Policy) {
     // A value that reads like the unset or empty marker gets its first byte escaped.
-    let marker = match s.len() {
-        1 => s[0] == b'-',
-        7 => s == b"(empty)",
-        _ => false,
-    };
-    if marker {
+    if is_marker(s) {
         push_hex_escape(out, s[0]);
         out.extend_from_slice(&s[1..]);
         return;
     }
     // Runs of bytes written as they are go out in one copy.
     let mut run = 0;
-    let mut i = first_special(s, 0, in_container);
+    let mut i = plain_to;
     while i < s.len() {
         out.extend_from_slice(&s[run..i]);
         let b = s[i];
