@@ -159,3 +159,80 @@ impl LogFolder {
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::zeek::{LogStyle, Row};
+
+    static A: Schema = Schema {
+        path: "a",
+        fields: &[("n", "count")],
+        style: LogStyle::Zeek,
+    };
+    /// Another schema of the same log: its rows go to the same file.
+    static A_TOO: Schema = Schema {
+        path: "a",
+        fields: &[("n", "count")],
+        style: LogStyle::Zeek,
+    };
+    static B: Schema = Schema {
+        path: "b",
+        fields: &[("n", "count"), ("s", "string")],
+        style: LogStyle::FieldsLine,
+    };
+
+    struct Rec(&'static Schema, u64);
+
+    impl ZeekRecord for Rec {
+        fn schema(&self) -> &'static Schema {
+            self.0
+        }
+        fn write_row(&self, row: &mut Row<'_>) {
+            row.count(self.1);
+            if std::ptr::eq(self.0, &B) {
+                row.string(&vec![b'x'; (self.1 % 300) as usize]);
+            }
+        }
+    }
+
+    #[test]
+    fn rows_reach_their_files_in_order_across_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut folder =
+            LogFolder::create(dir.path(), Utf8Policy::PassValid, chrono_tz::UTC).unwrap();
+        let (mut want_a, mut want_b) = (String::new(), String::new());
+        // Enough rows for several flushes of both buffers.
+        for n in 0..40_000u64 {
+            match n % 5 {
+                0 | 1 => {
+                    folder.write(&Rec(&B, n)).unwrap();
+                    let s = "x".repeat((n % 300) as usize);
+                    let s = if s.is_empty() { "(empty)".into() } else { s };
+                    want_b.push_str(&format!("{n}\t{s}\n"));
+                }
+                2 => {
+                    folder.write(&Rec(&A_TOO, n)).unwrap();
+                    want_a.push_str(&format!("{n}\n"));
+                }
+                _ => {
+                    folder.write(&Rec(&A, n)).unwrap();
+                    want_a.push_str(&format!("{n}\n"));
+                }
+            }
+        }
+        folder.finish(&["a.log", "b.log", "c.log"]).unwrap();
+        let a = fs::read_to_string(dir.path().join("a.log")).unwrap();
+        let rows: String = a
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(rows, want_a);
+        assert!(a.starts_with("#separator \\x09\n"), "{}", &a[..40]);
+        assert!(a.lines().last().unwrap().starts_with("#close\t"));
+        let b = fs::read_to_string(dir.path().join("b.log")).unwrap();
+        assert_eq!(b, format!("#fields\tn\ts\n{want_b}"));
+        assert_eq!(fs::read(dir.path().join("c.log")).unwrap(), b"");
+    }
+}

@@ -309,18 +309,38 @@ const DEC_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
 8081828384858687888990919293949596979899";
 
 /// Decimal digits of `n`, without the formatting machinery (rows are written by the million).
-///
-/// The digits are built left-aligned in a fixed array that is appended whole and then cut to
-/// length: a fixed-size copy compiles to a few moves, a variable-length one to a `memcpy` call.
+#[inline]
 pub(crate) fn push_u64(out: &mut Vec<u8>, n: u64) {
     if n < 10 {
         out.push(b'0' + n as u8);
+    } else if n < 100 {
+        let p = n as usize * 2;
+        out.extend_from_slice(&[DEC_PAIRS[p], DEC_PAIRS[p + 1]]);
+    } else {
+        push_u64_long(out, n);
+    }
+}
+
+/// [`push_u64`] from three digits on.
+///
+/// The digits are built right-aligned in sixteen bytes, shifted to the front as one `u128`,
+/// appended whole and cut to length: a fixed-size copy compiles to a few moves where a
+/// variable-length one calls `memcpy`, and the length falls out of the digit loop.
+#[inline(never)]
+fn push_u64_long(out: &mut Vec<u8>, mut n: u64) {
+    if n >= 10_000_000_000_000_000 {
+        let mut d = [0u8; 20];
+        let mut i = d.len();
+        while n > 0 {
+            i -= 1;
+            d[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        out.extend_from_slice(&d[i..]);
         return;
     }
-    let len = n.ilog10() as usize + 1;
-    let mut d = [0u8; 20];
-    let mut i = len;
-    let mut n = n;
+    let mut d = [0u8; 16];
+    let mut i = d.len();
     while n >= 100 {
         let p = (n % 100) as usize * 2;
         n /= 100;
@@ -330,14 +350,17 @@ pub(crate) fn push_u64(out: &mut Vec<u8>, n: u64) {
     }
     if n >= 10 {
         let p = n as usize * 2;
-        d[0] = DEC_PAIRS[p];
-        d[1] = DEC_PAIRS[p + 1];
+        i -= 2;
+        d[i] = DEC_PAIRS[p];
+        d[i + 1] = DEC_PAIRS[p + 1];
     } else {
-        d[0] = b'0' + n as u8;
+        i -= 1;
+        d[i] = b'0' + n as u8;
     }
+    let front = u128::from_le_bytes(d) >> (8 * i);
     let start = out.len();
-    out.extend_from_slice(&d);
-    out.truncate(start + len);
+    out.extend_from_slice(&front.to_le_bytes());
+    out.truncate(start + d.len() - i);
 }
 
 /// Microseconds as seconds with exactly six decimals (Zeek's `time`/`interval`).
@@ -621,6 +644,188 @@ mod tests {
             let mut r = Row::new(&mut buf, Utf8Policy::PassValid);
             r.addr(ip);
             assert_eq!(String::from_utf8(buf).unwrap(), ip.to_string());
+        }
+    }
+
+    /// The rules written the plain way, one byte at a time: the fast paths must agree.
+    fn reference_value(s: &[u8], in_container: bool, utf8: Utf8Policy) -> Vec<u8> {
+        let mut out = Vec::new();
+        if s.is_empty() {
+            return b"(empty)".to_vec();
+        }
+        if s == b"-" || s == b"(empty)" {
+            out.extend_from_slice(format!("\\x{:02x}", s[0]).as_bytes());
+            out.extend_from_slice(&s[1..]);
+            return out;
+        }
+        let mut i = 0;
+        while i < s.len() {
+            let b = s[i];
+            if b >= 0x80 && utf8 == Utf8Policy::PassValid {
+                let n = utf8_len(&s[i..]);
+                if n > 0 {
+                    out.extend_from_slice(&s[i..i + n]);
+                    i += n;
+                    continue;
+                }
+            }
+            match b {
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b',' if in_container => out.extend_from_slice(b"\\x2c"),
+                0x20..=0x7e => out.push(b),
+                _ => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+            }
+            i += 1;
+        }
+        out
+    }
+
+    fn check_value(s: &[u8]) {
+        for c in [false, true] {
+            for u in [Utf8Policy::PassValid, Utf8Policy::EscapeAll] {
+                let mut v = b"x".to_vec();
+                push_string(&mut v, s, c, u);
+                assert_eq!(
+                    String::from_utf8_lossy(&v[1..]),
+                    String::from_utf8_lossy(&reference_value(s, c, u)),
+                    "{s:?} container={c} {u:?}"
+                );
+                if !s.is_empty() {
+                    let mut w = Vec::new();
+                    escape_into(&mut w, s, c, u);
+                    assert_eq!(w, v[1..], "escape_into {s:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fast_escaping_matches_the_byte_rules() {
+        check_value(b"");
+        check_value(b"-");
+        check_value(b"--");
+        check_value(b"(empty)");
+        check_value(b"(empty)x");
+        check_value(b"(empty");
+        // Plain runs of every length around the eight-byte chunks, then one byte of each kind
+        // at every position of a run.
+        for len in 0..40 {
+            let run = vec![b'a'; len];
+            check_value(&run);
+            for special in [
+                0x00, 0x09, 0x1f, 0x20, b',', b'-', b'\\', 0x7e, 0x7f, 0x80, 0xc3, 0xff,
+            ] {
+                for at in 0..len {
+                    let mut v = run.clone();
+                    v[at] = special;
+                    check_value(&v);
+                }
+            }
+        }
+        check_value(&vec![b'z'; 5000]);
+        let mut long = vec![b'q'; 5000];
+        long[4099] = b'\\';
+        long[17] = 0x7f;
+        check_value(&long);
+        // Valid and broken UTF-8, next to chunk boundaries.
+        check_value("abcdefgé".as_bytes());
+        check_value("abcdefé".as_bytes());
+        check_value("€uro€ and a,b".as_bytes());
+        check_value(b"abcdefg\xe2\x82");
+        check_value(b"\xe2\x82\xac\xe2\x82");
+        check_value(b"\xf4\x90\x80\x80 too high");
+        check_value(b"\xed\xa0\x80 surrogate");
+    }
+
+    #[test]
+    fn random_values_escape_like_the_byte_rules() {
+        const BYTES: &[u8] = &[
+            0x00, 0x0a, 0x1f, 0x20, b',', b'-', b'(', b')', b'\\', b'a', b'Z', 0x7e, 0x7f, 0x80,
+            0xbf, 0xc2, 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0xff,
+        ];
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 24) as usize;
+            let mut y = x;
+            let v: Vec<u8> = (0..len)
+                .map(|_| {
+                    y = y.rotate_left(5).wrapping_mul(0x2545_F491_4F6C_DD1D);
+                    // Mostly plain letters, as real values are.
+                    if y % 3 == 0 {
+                        BYTES[(y >> 8) as usize % BYTES.len()]
+                    } else {
+                        b'a' + (y >> 16) as u8 % 26
+                    }
+                })
+                .collect();
+            check_value(&v);
+        }
+    }
+
+    #[test]
+    fn numbers_render_like_display() {
+        let mut cases = vec![u64::MAX, u64::MAX - 1];
+        let mut p = 1u64;
+        for _ in 0..20 {
+            cases.extend([p - 1, p, p + 1, p.saturating_mul(9)]);
+            p = p.saturating_mul(10);
+        }
+        let mut x = 12345u64;
+        for _ in 0..2000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            cases.push(x >> (x % 64));
+        }
+        for n in cases {
+            let mut v = b"<".to_vec();
+            push_u64(&mut v, n);
+            assert_eq!(String::from_utf8(v).unwrap(), format!("<{n}"));
+        }
+        for (micros, text) in [
+            (0, "0.000000"),
+            (1, "0.000001"),
+            (999_999, "0.999999"),
+            (1_000_000, "1.000000"),
+            (1_717_401_600_000_006, "1717401600.000006"),
+            (-1_500_000, "-1.500000"),
+            (-1, "-0.000001"),
+            (i64::MIN, "-9223372036854.775808"),
+            (i64::MAX, "9223372036854.775807"),
+        ] {
+            let mut v = Vec::new();
+            push_fixed6(&mut v, micros);
+            assert_eq!(String::from_utf8(v).unwrap(), text);
+        }
+        let mut buf = Vec::new();
+        let mut r = Row::new(&mut buf, Utf8Policy::PassValid);
+        r.int(-1234567);
+        r.int(i64::MIN);
+        r.count(0);
+        r.port(65535);
+        r.finish();
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "-1234567\t-9223372036854775808\t0\t65535\n"
+        );
+    }
+
+    #[test]
+    fn every_octet_in_every_place() {
+        for o in 0..=255u8 {
+            for place in 0..4 {
+                let mut q = [1, 22, 133, 4];
+                q[place] = o;
+                let mut v = Vec::new();
+                push_ipv4(&mut v, q);
+                assert_eq!(
+                    String::from_utf8(v).unwrap(),
+                    std::net::Ipv4Addr::from(q).to_string()
+                );
+            }
         }
     }
 }

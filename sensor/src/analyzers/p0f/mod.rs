@@ -426,3 +426,6 @@ fn cache_slot(k: &CacheKey) -> usize {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod line_tests;
