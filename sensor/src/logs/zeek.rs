@@ -754,7 +754,7 @@ mod tests {
                 .map(|_| {
                     y = y.rotate_left(5).wrapping_mul(0x2545_F491_4F6C_DD1D);
                     // Mostly plain letters, as real values are.
-                    if y % 3 == 0 {
+                    if y.is_multiple_of(3) {
                         BYTES[(y >> 8) as usize % BYTES.len()]
                     } else {
                         b'a' + (y >> 16) as u8 % 26
