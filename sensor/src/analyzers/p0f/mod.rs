@@ -12,12 +12,11 @@ pub mod matcher;
 pub mod sig;
 
 use std::collections::VecDeque;
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::decode::{tcp_flags, Decoded, MacPair, Transport};
-use crate::logs::zeek::{LogStyle, Row, Schema, ZeekRecord};
+use crate::logs::zeek::{self, LogStyle, Row, Schema, ZeekRecord};
 use crate::stats::Stats;
 use crate::ts::Ts;
 
@@ -61,52 +60,53 @@ impl P0fRecord {
 
     /// The line as p0f-k writes it (without the newline).
     pub fn line(&self) -> String {
-        let mut s = String::with_capacity(160);
+        let mut s = Vec::with_capacity(160);
+        self.push_line(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    }
+
+    /// [`P0fRecord::line`] appended to `out`, by hand: the log writer renders one per SYN.
+    pub fn push_line(&self, out: &mut Vec<u8>) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let secs = self.ts.0.div_euclid(1_000_000);
         let us = self.ts.0.rem_euclid(1_000_000);
         if secs < 0 {
-            s.push('-');
+            out.push(b'-');
         }
-        sig::push_dec(&mut s, secs.unsigned_abs());
-        s.push('.');
-        let frac = format_args!("{us:06}");
-        let _ = s.write_fmt(frac);
-        s.push('\t');
-        s.push_str(if self.syn_ack { "syn+ack" } else { "syn" });
-        s.push('\t');
+        zeek::push_u64(out, secs.unsigned_abs());
+        zeek::push_frac6(out, us.unsigned_abs());
+        out.extend_from_slice(if self.syn_ack {
+            b"\tsyn+ack\t"
+        } else {
+            b"\tsyn\t"
+        });
         match self.ip {
-            IpAddr::V4(a) => {
-                for (i, o) in a.octets().into_iter().enumerate() {
-                    if i > 0 {
-                        s.push('.');
-                    }
-                    sig::push_dec(&mut s, u64::from(o));
-                }
-            }
-            // p0f prints the eight groups in full, without `::` compression.
+            IpAddr::V4(a) => zeek::push_ipv4(out, a.octets()),
+            // p0f prints the eight groups in full, without `::` compression, in lower-case
+            // hex without leading zeros.
             IpAddr::V6(a) => {
-                for (i, g) in a.segments().iter().enumerate() {
+                for (i, g) in a.segments().into_iter().enumerate() {
                     if i > 0 {
-                        s.push(':');
+                        out.push(b':');
                     }
-                    let _ = write!(s, "{g:x}");
+                    let digits = (16 - g.leading_zeros()).div_ceil(4).max(1);
+                    for d in (0..digits).rev() {
+                        out.push(HEX[usize::from((g >> (4 * d)) & 15)]);
+                    }
                 }
             }
         }
-        s.push('\t');
-        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut mac = [b':'; 19];
+        mac[0] = b'\t';
+        mac[18] = b'\t';
         for (i, b) in self.mac.iter().enumerate() {
-            if i > 0 {
-                s.push(':');
-            }
-            s.push(char::from(HEX[usize::from(b >> 4)]));
-            s.push(char::from(HEX[usize::from(b & 15)]));
+            mac[1 + i * 3] = HEX[usize::from(b >> 4)];
+            mac[2 + i * 3] = HEX[usize::from(b & 15)];
         }
-        s.push('\t');
-        s.push_str(&self.os);
-        s.push('\t');
-        sig::render_into(&self.sig, self.syn_mss, &mut s);
-        s
+        out.extend_from_slice(&mac);
+        out.extend_from_slice(self.os.as_bytes());
+        out.push(b'\t');
+        sig::render_into(&self.sig, self.syn_mss, out);
     }
 }
 
@@ -116,7 +116,7 @@ impl ZeekRecord for P0fRecord {
     }
 
     fn write_row(&self, row: &mut Row<'_>) {
-        row.verbatim(self.line().as_bytes());
+        self.push_line(row.verbatim_buf());
     }
 }
 
@@ -426,3 +426,6 @@ fn cache_slot(k: &CacheKey) -> usize {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod line_tests;

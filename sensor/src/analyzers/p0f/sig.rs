@@ -93,27 +93,34 @@ impl Layout {
 
     /// Writes the layout (`eol+N` takes the padding length).
     pub fn render(&self, eol_pad: u8, out: &mut impl fmt::Write) -> fmt::Result {
+        let mut text = Vec::with_capacity(4 * MAX_OPTS);
+        self.push_text(eol_pad, &mut text);
+        out.write_str(&String::from_utf8_lossy(&text))
+    }
+
+    /// [`Layout::render`] as bytes (the log writer's form: no formatting machinery).
+    pub fn push_text(&self, eol_pad: u8, out: &mut Vec<u8>) {
         for (i, &k) in self.kinds().iter().enumerate() {
             if i > 0 {
-                out.write_char(',')?;
+                out.push(b',');
             }
             match k {
                 opt::EOL => {
-                    out.write_str("eol+")?;
-                    let mut n = String::new();
-                    push_dec(&mut n, u64::from(eol_pad));
-                    out.write_str(&n)?;
+                    out.extend_from_slice(b"eol+");
+                    push_dec(out, u64::from(eol_pad));
                 }
-                opt::NOP => out.write_str("nop")?,
-                opt::MSS => out.write_str("mss")?,
-                opt::WS => out.write_str("ws")?,
-                opt::SOK => out.write_str("sok")?,
-                opt::SACK => out.write_str("sack")?,
-                opt::TS => out.write_str("ts")?,
-                other => write!(out, "?{other}")?,
+                opt::NOP => out.extend_from_slice(b"nop"),
+                opt::MSS => out.extend_from_slice(b"mss"),
+                opt::WS => out.extend_from_slice(b"ws"),
+                opt::SOK => out.extend_from_slice(b"sok"),
+                opt::SACK => out.extend_from_slice(b"sack"),
+                opt::TS => out.extend_from_slice(b"ts"),
+                other => {
+                    out.push(b'?');
+                    push_dec(out, u64::from(other));
+                }
             }
         }
-        Ok(())
     }
 }
 
@@ -125,17 +132,23 @@ impl fmt::Debug for Layout {
 
 /// Writes quirk names separated by commas.
 pub fn render_quirks(q: u32, out: &mut impl fmt::Write) -> fmt::Result {
+    let mut text = Vec::with_capacity(64);
+    push_quirks(q, &mut text);
+    out.write_str(&String::from_utf8_lossy(&text))
+}
+
+/// [`render_quirks`] as bytes.
+pub fn push_quirks(q: u32, out: &mut Vec<u8>) {
     let mut first = true;
     for (i, name) in quirk::NAMES.iter().enumerate() {
         if q & (1 << i) != 0 {
             if !first {
-                out.write_char(',')?;
+                out.push(b',');
             }
             first = false;
-            out.write_str(name)?;
+            out.extend_from_slice(name.as_bytes());
         }
     }
-    Ok(())
 }
 
 /// Largest TTL distance p0f believes in; beyond it the initial TTL is "unknown".
@@ -423,59 +436,48 @@ pub fn window_multiple(s: &PacketSig, syn_mss: u16) -> Option<(u16, bool)> {
 
 /// The signature as p0f prints it (`raw_sig`).
 pub fn render(s: &PacketSig, syn_mss: u16) -> String {
-    let mut out = String::with_capacity(96);
+    let mut out = Vec::with_capacity(96);
     render_into(s, syn_mss, &mut out);
-    out
+    // Always ASCII: digits, names and punctuation.
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Appends a decimal number without going through `fmt` (this runs once per SYN).
-pub fn push_dec(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
-        out.push(char::from(d));
-    }
+pub fn push_dec(out: &mut Vec<u8>, n: u64) {
+    crate::logs::zeek::push_u64(out, n);
 }
 
 /// [`render`] into a buffer.
-pub fn render_into(s: &PacketSig, syn_mss: u16, out: &mut String) {
+pub fn render_into(s: &PacketSig, syn_mss: u16, out: &mut Vec<u8>) {
     push_dec(out, u64::from(s.ver));
-    out.push(':');
+    out.push(b':');
     let guess = guess_initial_ttl(s.ttl);
     let dist = guess - s.ttl;
     push_dec(out, u64::from(s.ttl));
-    out.push('+');
+    out.push(b'+');
     if dist > MAX_DIST {
-        out.push('?');
+        out.push(b'?');
     } else {
         push_dec(out, u64::from(dist));
     }
-    out.push(':');
+    out.push(b':');
     push_dec(out, u64::from(s.olen));
-    out.push(':');
+    out.push(b':');
     push_dec(out, u64::from(s.mss));
-    out.push(':');
+    out.push(b':');
     match window_multiple(s, syn_mss) {
         Some((n, mtu)) => {
-            out.push_str(if mtu { "mtu*" } else { "mss*" });
+            out.extend_from_slice(if mtu { b"mtu*" } else { b"mss*" });
             push_dec(out, u64::from(n));
         }
         None => push_dec(out, u64::from(s.win)),
     }
-    out.push(',');
+    out.push(b',');
     push_dec(out, u64::from(s.wscale));
-    out.push(':');
-    let _ = s.layout.render(s.eol_pad, out);
-    out.push(':');
-    let _ = render_quirks(s.quirks, out);
-    out.push(':');
-    out.push(if s.payload { '+' } else { '0' });
+    out.push(b':');
+    s.layout.push_text(s.eol_pad, out);
+    out.push(b':');
+    push_quirks(s.quirks, out);
+    out.push(b':');
+    out.push(if s.payload { b'+' } else { b'0' });
 }
