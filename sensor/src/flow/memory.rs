@@ -33,11 +33,10 @@ pub fn advise_huge_pages<T>(ptr: *const T, bytes: usize) {
 }
 
 /// Has the kernel back `ptr .. ptr + bytes` with (zeroed) memory now, on a background thread,
-/// instead of one page fault at a time on the packet path as entries are first used: the
-/// table is sized at start-up and will be used in full on a busy link anyway, and zeroing tens
-/// of megabytes in page faults costs the packet thread a tenth of its time in the first
-/// seconds of a capture. Advice again: an old kernel (before Linux 5.14) refuses it and pages
-/// are faulted in on use as before.
+/// instead of one page fault at a time on the packet path as entries are first used: zeroing
+/// tens of megabytes in page faults cost the packet thread a tenth of its time while the table
+/// filled. Advice again: an old kernel (before Linux 5.14) refuses it and pages are faulted in
+/// on use as before.
 pub fn populate_in_background<T>(ptr: *const T, bytes: usize) {
     #[cfg(target_os = "linux")]
     {

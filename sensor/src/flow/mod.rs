@@ -323,6 +323,8 @@ pub struct FlowTable {
     /// interval boundary have any, so they live beside the table rather than in every entry;
     /// at most one per slot.
     reported: hashbrown::HashMap<u32, Reported>,
+    /// Slots `..populated` are backed with memory (or being backed, see `populate_ahead`).
+    populated: usize,
     /// No list's tail is due before this: `advance` has nothing to do until then. A lower
     /// bound, lowered whenever a list gets a new tail and made exact after each sweep.
     next_deadline: Ts,
@@ -462,16 +464,15 @@ fn is_broadcast(ip: &IpAddr) -> bool {
 }
 
 impl FlowTable {
-    /// Reserves the whole table up front and has the kernel back it with memory in the
-    /// background (see [`memory::populate_in_background`]): the table counts in full in RSS from
-    /// the start, and nothing is ever reallocated.
+    /// Reserves the whole table up front; nothing is ever reallocated. Pages count in RSS as
+    /// the table fills (slots are used from the front; freed ones first), each stretch backed
+    /// by the kernel on a background thread shortly before it is needed ([`Self::populate_ahead`]).
     pub fn new(cfg: FlowConfig, uid_seed: Option<u64>, stats: Arc<Stats>) -> FlowTable {
         let cap = cfg.max_flows;
         let slots: Vec<Conn> = Vec::with_capacity(cap);
         let bytes = cap * std::mem::size_of::<Conn>();
         memory::advise_huge_pages(slots.as_ptr(), bytes);
-        memory::populate_in_background(slots.as_ptr(), bytes);
-        FlowTable {
+        let mut table = FlowTable {
             slots,
             free: Vec::with_capacity(cap),
             index: FlowIndex::with_capacity(cap, uid_seed),
@@ -483,8 +484,29 @@ impl FlowTable {
             now: Ts::ZERO,
             next_deadline: Ts(i64::MAX),
             reported: hashbrown::HashMap::new(),
+            populated: 0,
             cfg,
+        };
+        table.populate_ahead();
+        table
+    }
+
+    /// Has the next stretch of the slot array backed with memory in the background (see
+    /// [`memory::populate_in_background`]), so that first use of an entry costs no page fault
+    /// on the packet path; at most about one stretch (2 MiB) is backed ahead of use.
+    fn populate_ahead(&mut self) {
+        const STRETCH: usize = 2 << 20;
+        let cap = self.cfg.max_flows;
+        if self.populated >= cap {
+            return;
         }
+        let per = (STRETCH / std::mem::size_of::<Conn>()).max(1);
+        let end = (self.populated + per).min(cap);
+        memory::populate_in_background(
+            self.slots.as_ptr().wrapping_add(self.populated),
+            (end - self.populated) * std::mem::size_of::<Conn>(),
+        );
+        self.populated = end;
     }
 
     /// Connections currently tracked.
@@ -1104,6 +1126,10 @@ impl FlowTable {
         if self.slots.len() < self.cfg.max_flows {
             // Within the reserved capacity: never reallocates.
             self.slots.push(Conn::blank());
+            let per = (2 << 20) / std::mem::size_of::<Conn>();
+            if self.slots.len() + per / 4 >= self.populated {
+                self.populate_ahead();
+            }
             return (self.slots.len() - 1) as u32;
         }
         self.settle_tails();
