@@ -383,8 +383,9 @@ pub struct YafTable {
     index: hashbrown::HashMap<Key, u32>,
     head: u32,
     tail: u32,
-    /// Packet time in milliseconds, never going back (YAF's current time).
-    now_ms: i64,
+    /// Packet time, never going back (YAF's current time, in milliseconds: [`Self::now_ms`]).
+    /// Kept as given so that the per-packet clock update is one comparison.
+    now: Ts,
     stats: Arc<Stats>,
 }
 
@@ -397,7 +398,7 @@ impl YafTable {
             index: hashbrown::HashMap::with_capacity(cap),
             head: NIL,
             tail: NIL,
-            now_ms: i64::MIN,
+            now: Ts(i64::MIN),
             stats,
             cfg,
         }
@@ -409,6 +410,10 @@ impl YafTable {
 
     pub fn is_empty(&self) -> bool {
         self.index.is_empty()
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.now.0.div_euclid(1000)
     }
 
     fn idle_ms(&self) -> i64 {
@@ -428,8 +433,8 @@ impl YafTable {
             return;
         }
         // Reordered captures: a packet from the past counts at the current time.
-        let ms = frame.ts.0.div_euclid(1000).max(self.now_ms);
-        self.expire(ms, out);
+        self.expire(frame.ts, out);
+        let ms = self.now_ms();
         let vlan = frame.vlan.unwrap_or(0);
         let (lo, hi) = if layer.src <= layer.dst {
             (layer.src, layer.dst)
@@ -508,22 +513,20 @@ impl YafTable {
     /// Packet time moved to `now`: flows idle for longer than the idle timeout end.
     #[inline]
     pub fn advance(&mut self, now: Ts, out: &mut impl FnMut(YafRecord)) {
-        let ms = now.0.div_euclid(1000);
         if self.tail == NIL {
             // No flow to end (the common case: these protocols are rare); only the clock.
-            self.now_ms = self.now_ms.max(ms);
+            self.now = self.now.max(now);
             return;
         }
-        self.expire(ms, out);
+        self.expire(now, out);
     }
 
-    fn expire(&mut self, ms: i64, out: &mut impl FnMut(YafRecord)) {
-        if ms > self.now_ms {
-            self.now_ms = ms;
-        }
+    fn expire(&mut self, now: Ts, out: &mut impl FnMut(YafRecord)) {
+        self.now = self.now.max(now);
+        let now_ms = self.now_ms();
         while self.tail != NIL {
             let t = self.tail;
-            if self.now_ms - self.slots[t as usize].end_ms > self.idle_ms() {
+            if now_ms - self.slots[t as usize].end_ms > self.idle_ms() {
                 self.close(t, EndReason::Idle, out);
             } else {
                 break;
