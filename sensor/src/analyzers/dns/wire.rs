@@ -266,19 +266,21 @@ fn read_name(
             *weirds |= Weird::LabelTooLong as u32;
             break;
         }
-        out.extend_from_slice(&m[cur..cur + len]);
-        out.push(b'.');
+        if out.len() > start {
+            out.push(b'.');
+        }
+        let label = &m[cur..cur + len];
+        if downcase {
+            // Lower-cased as it is copied: one pass over the bytes.
+            out.extend(label.iter().map(u8::to_ascii_lowercase));
+        } else {
+            out.extend_from_slice(label);
+        }
         budget -= len + 1;
         cur += len;
     }
-    if out.len() > start && out.last() == Some(&b'.') {
-        out.pop();
-    }
     if out.len() - start >= 255 {
         *weirds |= Weird::NameTooLong as u32;
-    }
-    if downcase {
-        out[start..].make_ascii_lowercase();
     }
     resume.unwrap_or(cur)
 }
@@ -776,18 +778,25 @@ fn render_delete(r: &Rdata, class: u16, text: &mut Vec<u8>) -> bool {
 /// Dotted-quad text of an IPv4 address (what `Ipv4Addr`'s `Display` writes), without the
 /// formatting machinery: A records are most of the answers.
 fn push_ipv4(out: &mut Vec<u8>, a: [u8; 4]) {
+    let mut text = [0u8; 15];
+    let mut n = 0;
     for (i, o) in a.into_iter().enumerate() {
         if i > 0 {
-            out.push(b'.');
+            text[n] = b'.';
+            n += 1;
         }
         if o >= 100 {
-            out.push(b'0' + o / 100);
+            text[n] = b'0' + o / 100;
+            n += 1;
         }
         if o >= 10 {
-            out.push(b'0' + o / 10 % 10);
+            text[n] = b'0' + o / 10 % 10;
+            n += 1;
         }
-        out.push(b'0' + o % 10);
+        text[n] = b'0' + o % 10;
+        n += 1;
     }
+    out.extend_from_slice(&text[..n]);
 }
 
 struct Text<'a>(&'a mut Vec<u8>);
