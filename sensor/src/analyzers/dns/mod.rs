@@ -11,6 +11,7 @@
 
 pub mod names;
 pub mod session;
+pub mod small;
 pub mod tcp;
 pub mod window;
 pub mod wire;

@@ -17,6 +17,7 @@ use crate::flow::Uid;
 use crate::ts::{Span, Ts};
 
 use super::names::decode_netbios_name;
+use super::small::SmallBytes;
 use super::wire::{Parsed, Section, MAX_ANSWERS, MAX_STRING, OPCODE_UPDATE};
 
 /// Transaction ids with waiting messages, per direction of waiting (`DNS::max_pending_query_ids`).
@@ -45,12 +46,12 @@ impl ConnCtx {
     }
 }
 
-/// Rendered answers of a record and their TTLs, in one allocation however many answers
-/// (none at all for records without answers, and one pointer in the record): the answer
-/// count (2 bytes), then per answer its TTL and its text length (4 bytes each), then the
-/// text; numbers in native byte order.
+/// Rendered answers of a record and their TTLs, in one string however many answers (none
+/// at all for records without answers; inline in the record when short): the answer count
+/// (2 bytes), then per answer its TTL and its text length (4 bytes each), then the text;
+/// numbers in native byte order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Answers(Option<Box<[u8]>>);
+pub struct Answers(Option<SmallBytes>);
 
 impl Answers {
     pub fn len(&self) -> usize {
@@ -101,17 +102,23 @@ impl Answers {
             return;
         }
         let old = self.entries();
-        let mut buf = Vec::with_capacity(2 + old.len() + bytes);
         let count = u16::try_from(have + n).unwrap_or(u16::MAX);
-        buf.extend_from_slice(&count.to_ne_bytes());
-        buf.extend_from_slice(old);
-        for (text, ttl) in new {
-            buf.extend_from_slice(&ttl.to_ne_bytes());
-            let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
-            buf.extend_from_slice(&len.to_ne_bytes());
-            buf.extend_from_slice(text);
-        }
-        self.0 = Some(buf.into_boxed_slice());
+        let encoded = SmallBytes::build(2 + old.len() + bytes, |buf| {
+            let mut at = 0;
+            let mut put = |b: &[u8]| {
+                buf[at..at + b.len()].copy_from_slice(b);
+                at += b.len();
+            };
+            put(&count.to_ne_bytes());
+            put(old);
+            for (text, ttl) in new {
+                put(&ttl.to_ne_bytes());
+                let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
+                put(&len.to_ne_bytes());
+                put(text);
+            }
+        });
+        self.0 = Some(encoded);
     }
 }
 
@@ -123,7 +130,7 @@ pub struct Txn {
     pub trans_id: u16,
     /// Microseconds; never zero (a zero rtt is unset in Zeek).
     rtt: Option<NonZeroI64>,
-    pub query: Option<Box<[u8]>>,
+    pub query: Option<SmallBytes>,
     pub qclass: Option<u16>,
     pub qtype: Option<u16>,
     pub rcode: Option<u8>,
@@ -199,14 +206,21 @@ impl Info {
             && self.txn.row_key() == o.txn.row_key()
     }
 
-    /// Hash of the columns [`Info::same_row`] compares.
+    /// A hash of some of the columns [`Info::same_row`] compares (rows that are the same
+    /// hash the same): the connection, the transaction id, the round trip (repeated
+    /// transactions of one connection differ in little else) and the query tell rows apart
+    /// well enough, and hashing every column cost more than the rest of the lookup.
     pub fn row_hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        use std::hash::Hash;
-        self.conn.uid.0.hash(h);
-        self.conn.orig.hash(h);
-        self.conn.resp.hash(h);
-        self.conn.tcp.hash(h);
-        self.txn.row_key().hash(h);
+        h.write_u128(self.conn.uid.0);
+        h.write_u64(
+            u64::from(self.txn.trans_id)
+                | u64::from(self.txn.qtype.unwrap_or(0)) << 16
+                | u64::from(self.txn.rcode.map_or(0x100, u16::from)) << 32,
+        );
+        h.write_i64(self.txn.rtt.map_or(0, NonZeroI64::get));
+        if let Some(q) = &self.txn.query {
+            h.write(q);
+        }
     }
 }
 
@@ -434,7 +448,7 @@ fn reply(info: &mut Txn, ts: Ts, p: &Parsed, r: &super::wire::Reply, opcode: u8)
     }
 }
 
-fn clip(s: &[u8]) -> Box<[u8]> {
+fn clip(s: &[u8]) -> SmallBytes {
     s[..s.len().min(MAX_STRING)].into()
 }
 

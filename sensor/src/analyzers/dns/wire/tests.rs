@@ -522,3 +522,20 @@ fn ipv4_text_is_what_display_writes() {
         }
     }
 }
+
+#[test]
+fn lowercase_matches_ascii_lowercase_for_every_byte_and_length() {
+    let bytes: Vec<u8> = (0..=255u8)
+        .chain(b"MiXeD.CaSe.Example".iter().copied())
+        .collect();
+    for len in 0..bytes.len() {
+        for start in [0, 1, 7] {
+            let Some(slice) = bytes.get(start..start + len) else {
+                continue;
+            };
+            let mut got = slice.to_vec();
+            lowercase(&mut got);
+            assert_eq!(got, slice.to_ascii_lowercase());
+        }
+    }
+}
