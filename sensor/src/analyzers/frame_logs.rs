@@ -32,6 +32,7 @@ impl FrameLogs {
         FrameLogs::new(&P0fConfig::default(), &YafConfig::default(), stats)
     }
 
+    #[inline]
     pub fn on_frame(&mut self, frame: &Decoded<'_>, out: &mut dyn RecordSink) {
         if let Some(p) = self.p0f.as_mut() {
             if let Some(r) = p.on_frame(frame) {

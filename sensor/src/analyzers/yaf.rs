@@ -425,6 +425,7 @@ impl YafTable {
     }
 
     /// Counts a frame whose outermost IP layer is not TCP/UDP/ICMP; finished flows go to `out`.
+    #[inline]
     pub fn on_frame(&mut self, frame: &Decoded<'_>, out: &mut impl FnMut(YafRecord)) {
         let Some(layer) = frame.layers().next() else {
             return;
@@ -432,6 +433,18 @@ impl YafTable {
         if !matches!(layer.transport, Transport::Other { .. }) {
             return;
         }
+        self.count(frame, layer, out);
+    }
+
+    /// [`YafTable::on_frame`] for a frame of one of YAF's own protocols (rare: kept out of
+    /// line so that the test every frame passes stays cheap).
+    #[inline(never)]
+    fn count(
+        &mut self,
+        frame: &Decoded<'_>,
+        layer: &crate::decode::IpLayer<'_>,
+        out: &mut impl FnMut(YafRecord),
+    ) {
         // Reordered captures: a packet from the past counts at the current time.
         self.expire(frame.ts, out);
         let ms = self.now_ms();
