@@ -19,6 +19,7 @@ pub mod frame_logs;
 pub mod http;
 pub mod reassembly;
 pub mod service;
+pub mod small;
 // OT and discovery logs (owned by `ot::OtAnalyzers`) and their shared aggregation window.
 pub mod arp;
 pub mod browser;
@@ -173,7 +174,19 @@ impl AppTable {
 
     /// The state of the connection in `slot`, created blank for a new uid; `None` when the
     /// table is full.
+    #[inline]
     pub fn entry(&mut self, slot: u32, uid: Uid) -> Option<&mut AppState> {
+        // Most packets belong to a connection that already has its state.
+        let i = slot as usize;
+        if self.states.get(i).is_some_and(|st| st.uid == uid) {
+            return self.states.get_mut(i);
+        }
+        self.open(slot, uid)
+    }
+
+    /// [`AppTable::entry`] for a connection without state in its slot yet.
+    #[inline(never)]
+    fn open(&mut self, slot: u32, uid: Uid) -> Option<&mut AppState> {
         let i = slot as usize;
         if i >= self.states.len() {
             // Within the reserved capacity (slots grow one by one in the flow table).

@@ -11,7 +11,6 @@
 
 pub mod names;
 pub mod session;
-pub mod small;
 pub mod tcp;
 pub mod window;
 pub mod wire;

@@ -17,8 +17,8 @@ use crate::flow::Uid;
 use crate::ts::{Span, Ts};
 
 use super::names::decode_netbios_name;
-use super::small::SmallBytes;
 use super::wire::{Parsed, Section, MAX_ANSWERS, MAX_STRING, OPCODE_UPDATE};
+use crate::analyzers::small::SmallBytes;
 
 /// Transaction ids with waiting messages, per direction of waiting (`DNS::max_pending_query_ids`).
 pub const MAX_PENDING_IDS: usize = 50;

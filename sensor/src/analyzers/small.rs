@@ -1,8 +1,8 @@
-//! Byte strings of dns.log records, kept inside the record when short.
+//! Byte strings of log records, kept inside the record when short.
 //!
-//! Every record carries its query name and its rendered answers. Most names and most answer
-//! lists (one or two addresses) are a few dozen bytes: held inline they spare the packet path
-//! an allocation and a free per record. Longer ones go to the heap as before.
+//! Records carry a few strings each (a DNS query name and its answers, an HTTP method, URI,
+//! host, user agent, status message). Most are a few dozen bytes: held inline they spare
+//! the packet path an allocation and a free per string. Longer ones go to the heap.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
