@@ -167,6 +167,10 @@ pub struct Parsed {
     /// name as sent in [`Parsed::query_text`] and its type.
     pub queries: Vec<(Range<usize>, u16)>,
     pub query_text: Vec<u8>,
+    /// The first question's name when it holds no compression pointer and read without a
+    /// weird: its text in [`Parsed::text`] and where it ended. Replies point their records'
+    /// owners at it (`c0 0c`); such an owner is copied rather than read again.
+    first_question: Option<(Range<usize>, usize)>,
 }
 
 impl Parsed {
@@ -184,6 +188,7 @@ impl Parsed {
         self.text.clear();
         self.queries.clear();
         self.query_text.clear();
+        self.first_question = None;
     }
 
     pub fn has(&self, w: Weird) -> bool {
@@ -219,6 +224,18 @@ fn read_name(
     out: &mut Vec<u8>,
     weirds: &mut u32,
 ) -> usize {
+    read_name_at(m, pos, opt, downcase, out, weirds).0
+}
+
+/// [`read_name`], also telling whether the name was read without following a pointer.
+fn read_name_at(
+    m: &[u8],
+    pos: usize,
+    opt: Options,
+    downcase: bool,
+    out: &mut Vec<u8>,
+    weirds: &mut u32,
+) -> (usize, bool) {
     let start = out.len();
     let mut budget = NAME_BUDGET;
     let mut cur = pos;
@@ -279,7 +296,10 @@ fn read_name(
     if downcase {
         lowercase(&mut out[start..]);
     }
-    resume.unwrap_or(cur)
+    match resume {
+        Some(after_pointer) => (after_pointer, false),
+        None => (cur, true),
+    }
 }
 
 /// ASCII lower-casing eight bytes at a time (names are read twice per reply and most of
@@ -331,7 +351,10 @@ pub fn parse(m: &[u8], opt: Options, p: &mut Parsed) -> bool {
     let mut pos = HEADER_LEN;
     for _ in 0..h.qdcount {
         let start = p.text.len();
-        pos = read_name(m, pos, opt, !opt.keep_queries, &mut p.text, &mut p.weirds);
+        let weirds = p.weirds;
+        let first = pos == HEADER_LEN;
+        let plain;
+        (pos, plain) = read_name_at(m, pos, opt, !opt.keep_queries, &mut p.text, &mut p.weirds);
         if opt.keep_queries {
             let at = p.query_text.len();
             p.query_text.extend_from_slice(&p.text[start..]);
@@ -339,6 +362,9 @@ pub fn parse(m: &[u8], opt: Options, p: &mut Parsed) -> bool {
             if let Some(qtype) = be16(m, pos) {
                 p.queries.push((at..p.query_text.len(), qtype));
             }
+        }
+        if first && plain && p.weirds == weirds && p.text.len() > start && !update {
+            p.first_question = Some((start..p.text.len(), pos));
         }
         let (Some(qtype), Some(qclass)) = (be16(m, pos), be16(m, pos + 2)) else {
             p.text.truncate(start);
@@ -389,7 +415,15 @@ fn read_record(
     p: &mut Parsed,
 ) -> Option<usize> {
     let owner_start = p.text.len();
-    let mut pos = read_name(m, pos, opt, true, &mut p.text, &mut p.weirds);
+    let mut pos = match p.first_question.clone() {
+        // A pointer to the first question (read in full, lower-cased, without a pointer or a
+        // weird, and ending before this record): reading it again gives the same text.
+        Some((text, end)) if pos >= end && m.get(pos..pos + 2) == Some(&[0xc0, 0x0c]) => {
+            p.text.extend_from_within(text);
+            pos + 2
+        }
+        _ => read_name(m, pos, opt, true, &mut p.text, &mut p.weirds),
+    };
     let owner = owner_start..p.text.len();
     let (Some(rtype), Some(class)) = (be16(m, pos), be16(m, pos + 2)) else {
         p.text.truncate(owner_start);
