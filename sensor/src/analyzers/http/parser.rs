@@ -139,7 +139,9 @@ struct Message {
     chunked: Chunked,
     multipart: bool,
     encoding: Encoding,
-    decoder: Option<Decoder>,
+    /// Boxed: decoders are large and encoded bodies rare, and every connection with HTTP
+    /// holds two messages.
+    decoder: Option<Box<Decoder>>,
     expect_data: u64,
     body_length: u64,
     /// Multipart bodies are cut into lines and end with the closing delimiter
@@ -839,8 +841,10 @@ pub fn unescape_uri(s: &[u8], out: &mut Vec<u8>, ev: &mut impl HttpEvents) {
     let mut i = 0;
     while i < s.len() {
         if s[i] != b'%' {
-            out.push(s[i]);
-            i += 1;
+            // The bytes up to the next escape go over at once.
+            let run = memchr::memchr(b'%', &s[i..]).unwrap_or(s.len() - i);
+            out.extend_from_slice(&s[i..i + run]);
+            i += run;
             continue;
         }
         let rest = &s[i + 1..];
@@ -1181,7 +1185,7 @@ fn all_headers(m: &mut Message, lines: &mut Lines, f: &Flags, ev: &mut impl Http
     }
     ev.headers_done(m.is_orig);
     if m.encoding != Encoding::Identity {
-        m.decoder = Some(Decoder::new(m.encoding));
+        m.decoder = Some(Box::new(Decoder::new(m.encoding)));
     }
     if m.expect_body == BodyExpect::NotExpected {
         end_of_data(m, ev);
