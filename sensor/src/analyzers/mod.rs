@@ -302,7 +302,9 @@ impl Analyzers {
         self.frame_logs.on_frame(frame, self.out.as_mut());
     }
 
-    /// Packet time moved on: aggregation windows that ended are written.
+    /// Packet time moved on: aggregation windows that ended are written. Runs per packet:
+    /// each analyzer compares with its next deadline and only then leaves the line.
+    #[inline]
     pub fn advance(&mut self, now: Ts) {
         if !self.enabled {
             // Nothing was fed to the windows: none can close.

@@ -1,8 +1,9 @@
 //! Byte strings of log records, kept inside the record when short.
 //!
-//! Records carry a few strings each (a DNS query name and its answers, an HTTP method, URI,
-//! host, user agent, status message). Most are a few dozen bytes: held inline they spare
-//! the packet path an allocation and a free per string. Longer ones go to the heap.
+//! An http.log record carries a few strings (method, URI, host, user agent, status
+//! message). Most are a few dozen bytes: held inline they spare the packet path an
+//! allocation and a free per string. Longer ones go to the heap. (dns.log keeps its boxes:
+//! its pending transactions sit in every DNS connection's state, which must stay small.)
 
 use std::fmt;
 use std::hash::{Hash, Hasher};

@@ -18,7 +18,6 @@ use crate::ts::{Span, Ts};
 
 use super::names::decode_netbios_name;
 use super::wire::{Parsed, Section, MAX_ANSWERS, MAX_STRING, OPCODE_UPDATE};
-use crate::analyzers::small::SmallBytes;
 
 /// Transaction ids with waiting messages, per direction of waiting (`DNS::max_pending_query_ids`).
 pub const MAX_PENDING_IDS: usize = 50;
@@ -46,12 +45,12 @@ impl ConnCtx {
     }
 }
 
-/// Rendered answers of a record and their TTLs, in one string however many answers (none
-/// at all for records without answers; inline in the record when short): the answer count
-/// (2 bytes), then per answer its TTL and its text length (4 bytes each), then the text;
-/// numbers in native byte order.
+/// Rendered answers of a record and their TTLs, in one allocation however many answers
+/// (none at all for records without answers, and one pointer in the record): the answer
+/// count (2 bytes), then per answer its TTL and its text length (4 bytes each), then the
+/// text; numbers in native byte order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Answers(Option<SmallBytes>);
+pub struct Answers(Option<Box<[u8]>>);
 
 impl Answers {
     pub fn len(&self) -> usize {
@@ -102,23 +101,17 @@ impl Answers {
             return;
         }
         let old = self.entries();
+        let mut buf = Vec::with_capacity(2 + old.len() + bytes);
         let count = u16::try_from(have + n).unwrap_or(u16::MAX);
-        let encoded = SmallBytes::build(2 + old.len() + bytes, |buf| {
-            let mut at = 0;
-            let mut put = |b: &[u8]| {
-                buf[at..at + b.len()].copy_from_slice(b);
-                at += b.len();
-            };
-            put(&count.to_ne_bytes());
-            put(old);
-            for (text, ttl) in new {
-                put(&ttl.to_ne_bytes());
-                let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
-                put(&len.to_ne_bytes());
-                put(text);
-            }
-        });
-        self.0 = Some(encoded);
+        buf.extend_from_slice(&count.to_ne_bytes());
+        buf.extend_from_slice(old);
+        for (text, ttl) in new {
+            buf.extend_from_slice(&ttl.to_ne_bytes());
+            let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
+            buf.extend_from_slice(&len.to_ne_bytes());
+            buf.extend_from_slice(text);
+        }
+        self.0 = Some(buf.into_boxed_slice());
     }
 }
 
@@ -130,7 +123,7 @@ pub struct Txn {
     pub trans_id: u16,
     /// Microseconds; never zero (a zero rtt is unset in Zeek).
     rtt: Option<NonZeroI64>,
-    pub query: Option<SmallBytes>,
+    pub query: Option<Box<[u8]>>,
     pub qclass: Option<u16>,
     pub qtype: Option<u16>,
     pub rcode: Option<u8>,
@@ -448,7 +441,7 @@ fn reply(info: &mut Txn, ts: Ts, p: &Parsed, r: &super::wire::Reply, opcode: u8)
     }
 }
 
-fn clip(s: &[u8]) -> SmallBytes {
+fn clip(s: &[u8]) -> Box<[u8]> {
     s[..s.len().min(MAX_STRING)].into()
 }
 

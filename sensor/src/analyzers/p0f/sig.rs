@@ -68,6 +68,7 @@ pub struct Layout {
 // Layouts compare and hash by the kinds recorded, not the whole array (most are a few
 // options long; every SYN's signature is compared with a cached one).
 impl PartialEq for Layout {
+    #[inline]
     fn eq(&self, other: &Layout) -> bool {
         self.kinds() == other.kinds()
     }
