@@ -229,26 +229,14 @@ fn tcp_evidence(st: &mut AppState, is_orig: bool, resp_p: u16, p: &[u8], stats: 
         let line = p.trim_ascii_start();
         // The client commands by their first letter: at most two comparisons per segment.
         match line.first().map(u8::to_ascii_uppercase) {
-            Some(b'U') => {
-                if starts_with_ci(line, b"USER ") {
-                    d.seen |= FTP_USER | POP3_CMD;
-                }
+            Some(b'U') if starts_with_ci(line, b"USER ") => d.seen |= FTP_USER | POP3_CMD,
+            Some(b'E' | b'H') if starts_with_ci(line, b"EHLO") || starts_with_ci(line, b"HELO") => {
+                d.seen |= SMTP_HELO;
             }
-            Some(b'E' | b'H') => {
-                if starts_with_ci(line, b"EHLO") || starts_with_ci(line, b"HELO") {
-                    d.seen |= SMTP_HELO;
-                }
+            Some(b'A') if starts_with_ci(line, b"APOP ") || starts_with_ci(line, b"AUTH ") => {
+                d.seen |= POP3_CMD;
             }
-            Some(b'A') => {
-                if starts_with_ci(line, b"APOP ") || starts_with_ci(line, b"AUTH ") {
-                    d.seen |= POP3_CMD;
-                }
-            }
-            Some(b'C') => {
-                if starts_with_ci(line, b"CAPA") {
-                    d.seen |= POP3_CMD;
-                }
-            }
+            Some(b'C') if starts_with_ci(line, b"CAPA") => d.seen |= POP3_CMD,
             _ => {}
         }
         if let Some(sp) = memchr::memchr(b' ', line) {
@@ -268,26 +256,14 @@ fn tcp_evidence(st: &mut AppState, is_orig: bool, resp_p: u16, p: &[u8], stats: 
             d.seen |= TLS_SERVER;
         }
         match p.first() {
-            Some(b'S') => {
-                if p.starts_with(b"SSH-") {
-                    d.seen |= SSH_SERVER;
-                }
+            Some(b'S') if p.starts_with(b"SSH-") => d.seen |= SSH_SERVER,
+            Some(b'2') if p.len() >= 4 && &p[..3] == b"220" && !p[3].is_ascii_digit() => {
+                d.seen |= GREETING_220;
             }
-            Some(b'2') => {
-                if p.len() >= 4 && &p[..3] == b"220" && !p[3].is_ascii_digit() {
-                    d.seen |= GREETING_220;
-                }
+            Some(b'+' | b'-') if p.starts_with(b"+OK") || p.starts_with(b"-ERR") => {
+                d.seen |= POP3_OK;
             }
-            Some(b'+' | b'-') => {
-                if p.starts_with(b"+OK") || p.starts_with(b"-ERR") {
-                    d.seen |= POP3_OK;
-                }
-            }
-            Some(b'*') => {
-                if p.starts_with(b"* OK") {
-                    d.seen |= IMAP_OK;
-                }
-            }
+            Some(b'*') if p.starts_with(b"* OK") => d.seen |= IMAP_OK,
             _ => {}
         }
     }
