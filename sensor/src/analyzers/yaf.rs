@@ -534,6 +534,7 @@ impl YafTable {
         self.expire(now, out);
     }
 
+    #[inline(never)]
     fn expire(&mut self, now: Ts, out: &mut impl FnMut(YafRecord)) {
         self.now = self.now.max(now);
         let now_ms = self.now_ms();

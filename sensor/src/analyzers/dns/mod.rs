@@ -357,6 +357,7 @@ impl DnsAnalyzer {
     }
 
     #[cold]
+    #[inline(never)]
     fn expire(&mut self, out: &mut dyn RecordSink) {
         let stats = &*self.stats;
         self.windows
