@@ -32,16 +32,18 @@ impl FrameLogs {
         FrameLogs::new(&P0fConfig::default(), &YafConfig::default(), stats)
     }
 
+    #[inline]
     pub fn on_frame(&mut self, frame: &Decoded<'_>, out: &mut dyn RecordSink) {
         if let Some(p) = self.p0f.as_mut() {
             if let Some(r) = p.on_frame(frame) {
-                out.record(Record::log(r));
+                out.record(Record::P0f(r));
             }
         }
         self.yaf
             .on_frame(frame, &mut |r| out.record(Record::log(r)));
     }
 
+    #[inline]
     pub fn advance(&mut self, now: Ts, out: &mut dyn RecordSink) {
         self.yaf.advance(now, &mut |r| out.record(Record::log(r)));
     }

@@ -427,6 +427,7 @@ impl OtAnalyzers {
     }
 
     #[cold]
+    #[inline(never)]
     fn advance_all(&mut self, now: Ts, out: &mut dyn RecordSink) {
         self.arp.advance(now, out);
         self.ns.advance(now, out);

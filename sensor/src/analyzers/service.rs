@@ -139,6 +139,11 @@ fn confirm(st: &mut AppState, name: &str, stats: &Stats) {
 
 /// UDP protocols recognised from one datagram on their port.
 fn udp_service(orig_p: u16, resp_p: u16, p: &[u8]) -> Option<&'static str> {
+    // Most datagrams are on none of these ports: one test each side turns them away.
+    let known = |port: u16| matches!(port, 123 | 67 | 68 | 47808 | 20000 | 44818 | 2222);
+    if !known(orig_p) && !known(resp_p) {
+        return None;
+    }
     let on = |port: u16| orig_p == port || resp_p == port;
     if on(123) && p.len() >= 48 && matches!((p[0] >> 3) & 7, 1..=4) && (p[0] & 7) != 0 {
         return Some("ntp");
@@ -209,6 +214,7 @@ fn tcp_evidence(st: &mut AppState, is_orig: bool, resp_p: u16, p: &[u8], stats: 
     }
 
     let d = &mut st.detect;
+    let before = d.seen;
     let tls_record = p.len() >= 6 && matches!(p[0], 0x14..=0x17) && p[1] == 3 && p[2] <= 4;
     if is_orig {
         if tls_record && p[0] == 0x16 && p[5] == 1 {
@@ -221,24 +227,27 @@ fn tcp_evidence(st: &mut AppState, is_orig: bool, resp_p: u16, p: &[u8], stats: 
             d.seen |= SSH_CLIENT;
         }
         let line = p.trim_ascii_start();
-        if starts_with_ci(line, b"USER ") {
-            d.seen |= FTP_USER | POP3_CMD;
-        }
-        if starts_with_ci(line, b"EHLO") || starts_with_ci(line, b"HELO") {
-            d.seen |= SMTP_HELO;
-        }
-        if starts_with_ci(line, b"APOP ")
-            || starts_with_ci(line, b"CAPA")
-            || starts_with_ci(line, b"AUTH ")
-        {
-            d.seen |= POP3_CMD;
+        // The client commands by their first letter: at most two comparisons per segment.
+        match line.first().map(u8::to_ascii_uppercase) {
+            Some(b'U') if starts_with_ci(line, b"USER ") => d.seen |= FTP_USER | POP3_CMD,
+            Some(b'E' | b'H') if starts_with_ci(line, b"EHLO") || starts_with_ci(line, b"HELO") => {
+                d.seen |= SMTP_HELO;
+            }
+            Some(b'A') if starts_with_ci(line, b"APOP ") || starts_with_ci(line, b"AUTH ") => {
+                d.seen |= POP3_CMD;
+            }
+            Some(b'C') if starts_with_ci(line, b"CAPA") => d.seen |= POP3_CMD,
+            _ => {}
         }
         if let Some(sp) = memchr::memchr(b' ', line) {
             let cmd = &line[sp + 1..];
-            if starts_with_ci(cmd, b"CAPABILITY")
-                || starts_with_ci(cmd, b"LOGIN ")
-                || starts_with_ci(cmd, b"STARTTLS")
-            {
+            let imap = match cmd.first().map(u8::to_ascii_uppercase) {
+                Some(b'C') => starts_with_ci(cmd, b"CAPABILITY"),
+                Some(b'L') => starts_with_ci(cmd, b"LOGIN "),
+                Some(b'S') => starts_with_ci(cmd, b"STARTTLS"),
+                _ => false,
+            };
+            if imap {
                 d.seen |= IMAP_CMD;
             }
         }
@@ -246,18 +255,21 @@ fn tcp_evidence(st: &mut AppState, is_orig: bool, resp_p: u16, p: &[u8], stats: 
         if tls_record {
             d.seen |= TLS_SERVER;
         }
-        if p.starts_with(b"SSH-") {
-            d.seen |= SSH_SERVER;
+        match p.first() {
+            Some(b'S') if p.starts_with(b"SSH-") => d.seen |= SSH_SERVER,
+            Some(b'2') if p.len() >= 4 && &p[..3] == b"220" && !p[3].is_ascii_digit() => {
+                d.seen |= GREETING_220;
+            }
+            Some(b'+' | b'-') if p.starts_with(b"+OK") || p.starts_with(b"-ERR") => {
+                d.seen |= POP3_OK;
+            }
+            Some(b'*') if p.starts_with(b"* OK") => d.seen |= IMAP_OK,
+            _ => {}
         }
-        if p.len() >= 4 && &p[..3] == b"220" && !p[3].is_ascii_digit() {
-            d.seen |= GREETING_220;
-        }
-        if p.starts_with(b"+OK") || p.starts_with(b"-ERR") {
-            d.seen |= POP3_OK;
-        }
-        if p.starts_with(b"* OK") {
-            d.seen |= IMAP_OK;
-        }
+    }
+    if d.seen == before {
+        // Nothing new: whatever was seen before confirmed nothing then.
+        return;
     }
     let s = d.seen;
     let both = |a: u16, b: u16| s & a != 0 && s & b != 0;

@@ -383,8 +383,9 @@ pub struct YafTable {
     index: hashbrown::HashMap<Key, u32>,
     head: u32,
     tail: u32,
-    /// Packet time in milliseconds, never going back (YAF's current time).
-    now_ms: i64,
+    /// Packet time, never going back (YAF's current time, in milliseconds: [`Self::now_ms`]).
+    /// Kept as given so that the per-packet clock update is one comparison.
+    now: Ts,
     stats: Arc<Stats>,
 }
 
@@ -397,7 +398,7 @@ impl YafTable {
             index: hashbrown::HashMap::with_capacity(cap),
             head: NIL,
             tail: NIL,
-            now_ms: i64::MIN,
+            now: Ts(i64::MIN),
             stats,
             cfg,
         }
@@ -411,6 +412,10 @@ impl YafTable {
         self.index.is_empty()
     }
 
+    fn now_ms(&self) -> i64 {
+        self.now.0.div_euclid(1000)
+    }
+
     fn idle_ms(&self) -> i64 {
         i64::from(self.cfg.idle_timeout_secs) * 1000
     }
@@ -420,6 +425,7 @@ impl YafTable {
     }
 
     /// Counts a frame whose outermost IP layer is not TCP/UDP/ICMP; finished flows go to `out`.
+    #[inline]
     pub fn on_frame(&mut self, frame: &Decoded<'_>, out: &mut impl FnMut(YafRecord)) {
         let Some(layer) = frame.layers().next() else {
             return;
@@ -427,9 +433,21 @@ impl YafTable {
         if !matches!(layer.transport, Transport::Other { .. }) {
             return;
         }
+        self.count(frame, layer, out);
+    }
+
+    /// [`YafTable::on_frame`] for a frame of one of YAF's own protocols (rare: kept out of
+    /// line so that the test every frame passes stays cheap).
+    #[inline(never)]
+    fn count(
+        &mut self,
+        frame: &Decoded<'_>,
+        layer: &crate::decode::IpLayer<'_>,
+        out: &mut impl FnMut(YafRecord),
+    ) {
         // Reordered captures: a packet from the past counts at the current time.
-        let ms = frame.ts.0.div_euclid(1000).max(self.now_ms);
-        self.expire(ms, out);
+        self.expire(frame.ts, out);
+        let ms = self.now_ms();
         let vlan = frame.vlan.unwrap_or(0);
         let (lo, hi) = if layer.src <= layer.dst {
             (layer.src, layer.dst)
@@ -508,22 +526,21 @@ impl YafTable {
     /// Packet time moved to `now`: flows idle for longer than the idle timeout end.
     #[inline]
     pub fn advance(&mut self, now: Ts, out: &mut impl FnMut(YafRecord)) {
-        let ms = now.0.div_euclid(1000);
         if self.tail == NIL {
             // No flow to end (the common case: these protocols are rare); only the clock.
-            self.now_ms = self.now_ms.max(ms);
+            self.now = self.now.max(now);
             return;
         }
-        self.expire(ms, out);
+        self.expire(now, out);
     }
 
-    fn expire(&mut self, ms: i64, out: &mut impl FnMut(YafRecord)) {
-        if ms > self.now_ms {
-            self.now_ms = ms;
-        }
+    #[inline(never)]
+    fn expire(&mut self, now: Ts, out: &mut impl FnMut(YafRecord)) {
+        self.now = self.now.max(now);
+        let now_ms = self.now_ms();
         while self.tail != NIL {
             let t = self.tail;
-            if self.now_ms - self.slots[t as usize].end_ms > self.idle_ms() {
+            if now_ms - self.slots[t as usize].end_ms > self.idle_ms() {
                 self.close(t, EndReason::Idle, out);
             } else {
                 break;

@@ -154,6 +154,10 @@ pub struct DnsAnalyzer {
     windows: Windows,
     /// Latest packet time seen: windows open at this time.
     now: Ts,
+    /// When the oldest window closes ([`Ts`]`(i64::MAX)` when none is open): packet time
+    /// moves on every packet, windows close once a minute, so [`DnsAnalyzer::advance`] is
+    /// one comparison until then.
+    due: Ts,
     parsed: Parsed,
     /// Messages completed by the current TCP segment.
     tcp_msgs: Vec<Vec<u8>>,
@@ -165,6 +169,7 @@ impl DnsAnalyzer {
             stats,
             windows: Windows::new(WINDOW_CAPACITY),
             now: Ts::ZERO,
+            due: NO_WINDOW,
             parsed: Parsed::default(),
             tcp_msgs: Vec::new(),
         }
@@ -316,6 +321,7 @@ impl DnsAnalyzer {
         let overflow = conn.sessions.message(ctx, ts, p, &mut |info| {
             add_to_window(windows, stats, info, now, out)
         });
+        self.due = next_close(&self.windows);
         if overflow {
             Stats::inc(&stats.dns_pending_overflows);
         }
@@ -338,14 +344,25 @@ impl DnsAnalyzer {
         conn.sessions.finish(ctx, &mut |info| {
             add_to_window(windows, stats, info, now, out)
         });
+        self.due = next_close(&self.windows);
     }
 
     /// Packet time moved on: aggregation windows that ended are written.
+    #[inline]
     pub fn advance(&mut self, now: Ts, out: &mut dyn RecordSink) {
         self.now = self.now.max(now);
+        if self.now >= self.due {
+            self.expire(out);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn expire(&mut self, out: &mut dyn RecordSink) {
         let stats = &*self.stats;
         self.windows
             .expire(self.now, &mut |info, pkts| write(stats, info, pkts, out));
+        self.due = next_close(&self.windows);
     }
 
     /// End of input: every window is written.
@@ -353,7 +370,15 @@ impl DnsAnalyzer {
         let stats = &*self.stats;
         self.windows
             .drain(&mut |info, pkts| write(stats, info, pkts, out));
+        self.due = NO_WINDOW;
     }
+}
+
+/// The analyzer's `due` when no window is open.
+const NO_WINDOW: Ts = Ts(i64::MAX);
+
+fn next_close(windows: &Windows) -> Ts {
+    windows.next_close().unwrap_or(NO_WINDOW)
 }
 
 fn add_to_window(
@@ -374,7 +399,7 @@ fn add_to_window(
 
 fn write(stats: &Stats, info: Info, pkts: u64, out: &mut dyn RecordSink) {
     Stats::inc(&stats.dns_rows);
-    out.record(Record::log(DnsRecord { info, pkts }));
+    out.record(Record::Dns(DnsRecord { info, pkts }));
 }
 
 #[cfg(test)]

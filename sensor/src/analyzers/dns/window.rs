@@ -67,6 +67,11 @@ impl Windows {
         self.queue.is_empty()
     }
 
+    /// When the oldest window closes (`None` when none is open).
+    pub fn next_close(&self) -> Option<Ts> {
+        self.queue.front().map(|w| w.opened.plus(WINDOW))
+    }
+
     fn hash_of(&self, info: &Info) -> u64 {
         let mut h = self.hasher.build_hasher();
         info.row_hash(&mut h);

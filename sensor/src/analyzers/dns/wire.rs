@@ -167,6 +167,10 @@ pub struct Parsed {
     /// name as sent in [`Parsed::query_text`] and its type.
     pub queries: Vec<(Range<usize>, u16)>,
     pub query_text: Vec<u8>,
+    /// The first question's name when it holds no compression pointer and read without a
+    /// weird: its text in [`Parsed::text`] and where it ended. Replies point their records'
+    /// owners at it (`c0 0c`); such an owner is copied rather than read again.
+    first_question: Option<(Range<usize>, usize)>,
 }
 
 impl Parsed {
@@ -184,6 +188,7 @@ impl Parsed {
         self.text.clear();
         self.queries.clear();
         self.query_text.clear();
+        self.first_question = None;
     }
 
     pub fn has(&self, w: Weird) -> bool {
@@ -219,6 +224,18 @@ fn read_name(
     out: &mut Vec<u8>,
     weirds: &mut u32,
 ) -> usize {
+    read_name_at(m, pos, opt, downcase, out, weirds).0
+}
+
+/// [`read_name`], also telling whether the name was read without following a pointer.
+fn read_name_at(
+    m: &[u8],
+    pos: usize,
+    opt: Options,
+    downcase: bool,
+    out: &mut Vec<u8>,
+    weirds: &mut u32,
+) -> (usize, bool) {
     let start = out.len();
     let mut budget = NAME_BUDGET;
     let mut cur = pos;
@@ -266,21 +283,53 @@ fn read_name(
             *weirds |= Weird::LabelTooLong as u32;
             break;
         }
+        if out.len() > start {
+            out.push(b'.');
+        }
         out.extend_from_slice(&m[cur..cur + len]);
-        out.push(b'.');
         budget -= len + 1;
         cur += len;
-    }
-    if out.len() > start && out.last() == Some(&b'.') {
-        out.pop();
     }
     if out.len() - start >= 255 {
         *weirds |= Weird::NameTooLong as u32;
     }
     if downcase {
-        out[start..].make_ascii_lowercase();
+        lowercase(&mut out[start..]);
     }
-    resume.unwrap_or(cur)
+    match resume {
+        Some(after_pointer) => (after_pointer, false),
+        None => (cur, true),
+    }
+}
+
+/// ASCII lower-casing eight bytes at a time (names are read twice per reply and most of
+/// their bytes are lower-case already; a byte at a time costs more than the rest of the
+/// name's reading).
+fn lowercase(b: &mut [u8]) {
+    let mut chunks = b.chunks_exact_mut(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        c.copy_from_slice(&lowercase8(u64::from_ne_bytes(w)).to_ne_bytes());
+    }
+    let rest = chunks.into_remainder();
+    let mut w = [0u8; 8];
+    w[..rest.len()].copy_from_slice(rest);
+    let w = lowercase8(u64::from_ne_bytes(w)).to_ne_bytes();
+    rest.copy_from_slice(&w[..rest.len()]);
+}
+
+/// Sets bit 5 of every byte in `A..=Z`; other bytes (non-ASCII included) stay as they are.
+fn lowercase8(x: u64) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // Per byte, the low seven bits plus a bias carry into bit 7 exactly when they reach the
+    // bound; no byte carries into its neighbour (at most 0x7f + 0x3f).
+    let low = x & !HIGH;
+    let from_a = low + ONES * u64::from(0x80 - b'A');
+    let past_z = low + ONES * u64::from(0x80 - b'Z' - 1);
+    let upper = from_a & !past_z & !x & HIGH;
+    x | (upper >> 2)
 }
 
 /// Parses one message. False when it is shorter than a header (nothing else happens then).
@@ -302,7 +351,10 @@ pub fn parse(m: &[u8], opt: Options, p: &mut Parsed) -> bool {
     let mut pos = HEADER_LEN;
     for _ in 0..h.qdcount {
         let start = p.text.len();
-        pos = read_name(m, pos, opt, !opt.keep_queries, &mut p.text, &mut p.weirds);
+        let weirds = p.weirds;
+        let first = pos == HEADER_LEN;
+        let plain;
+        (pos, plain) = read_name_at(m, pos, opt, !opt.keep_queries, &mut p.text, &mut p.weirds);
         if opt.keep_queries {
             let at = p.query_text.len();
             p.query_text.extend_from_slice(&p.text[start..]);
@@ -310,6 +362,9 @@ pub fn parse(m: &[u8], opt: Options, p: &mut Parsed) -> bool {
             if let Some(qtype) = be16(m, pos) {
                 p.queries.push((at..p.query_text.len(), qtype));
             }
+        }
+        if first && plain && p.weirds == weirds && p.text.len() > start && !update {
+            p.first_question = Some((start..p.text.len(), pos));
         }
         let (Some(qtype), Some(qclass)) = (be16(m, pos), be16(m, pos + 2)) else {
             p.text.truncate(start);
@@ -360,7 +415,15 @@ fn read_record(
     p: &mut Parsed,
 ) -> Option<usize> {
     let owner_start = p.text.len();
-    let mut pos = read_name(m, pos, opt, true, &mut p.text, &mut p.weirds);
+    let mut pos = match p.first_question.clone() {
+        // A pointer to the first question (read in full, lower-cased, without a pointer or a
+        // weird, and ending before this record): reading it again gives the same text.
+        Some((text, end)) if pos >= end && m.get(pos..pos + 2) == Some(&[0xc0, 0x0c]) => {
+            p.text.extend_from_within(text);
+            pos + 2
+        }
+        _ => read_name(m, pos, opt, true, &mut p.text, &mut p.weirds),
+    };
     let owner = owner_start..p.text.len();
     let (Some(rtype), Some(class)) = (be16(m, pos), be16(m, pos + 2)) else {
         p.text.truncate(owner_start);
@@ -776,18 +839,25 @@ fn render_delete(r: &Rdata, class: u16, text: &mut Vec<u8>) -> bool {
 /// Dotted-quad text of an IPv4 address (what `Ipv4Addr`'s `Display` writes), without the
 /// formatting machinery: A records are most of the answers.
 fn push_ipv4(out: &mut Vec<u8>, a: [u8; 4]) {
+    let mut text = [0u8; 15];
+    let mut n = 0;
     for (i, o) in a.into_iter().enumerate() {
         if i > 0 {
-            out.push(b'.');
+            text[n] = b'.';
+            n += 1;
         }
         if o >= 100 {
-            out.push(b'0' + o / 100);
+            text[n] = b'0' + o / 100;
+            n += 1;
         }
         if o >= 10 {
-            out.push(b'0' + o / 10 % 10);
+            text[n] = b'0' + o / 10 % 10;
+            n += 1;
         }
-        out.push(b'0' + o % 10);
+        text[n] = b'0' + o % 10;
+        n += 1;
     }
+    out.extend_from_slice(&text[..n]);
 }
 
 struct Text<'a>(&'a mut Vec<u8>);

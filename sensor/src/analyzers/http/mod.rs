@@ -89,6 +89,9 @@ const DPD_METHODS: &[&[u8]] = &[
     b"QUERY",
 ];
 
+/// The first letters of [`DPD_METHODS`].
+const METHOD_INITIALS: &[u8] = b"GPHDOTCMLUSQ";
+
 /// Reassembled stream input, for driving the analyzer without TCP (tests, fuzzing).
 #[derive(Clone, Copy, Debug)]
 pub enum StreamInput<'a> {
@@ -254,7 +257,9 @@ impl HttpAnalyzer {
     pub fn looks_like_http(payload: &[u8], is_orig: bool) -> bool {
         if is_orig {
             let p = payload.trim_ascii_start();
-            DPD_METHODS.iter().any(|m| p.starts_with(m))
+            // Most payloads are binary: the first byte rules them out before any comparison.
+            p.first().is_some_and(|&c| METHOD_INITIALS.contains(&c))
+                && DPD_METHODS.iter().any(|m| p.starts_with(m))
         } else {
             payload.len() >= 6 && payload.starts_with(b"HTTP/") && payload[5].is_ascii_digit()
         }

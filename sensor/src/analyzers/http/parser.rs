@@ -139,7 +139,9 @@ struct Message {
     chunked: Chunked,
     multipart: bool,
     encoding: Encoding,
-    decoder: Option<Decoder>,
+    /// Boxed: decoders are large and encoded bodies rare, and every connection with HTTP
+    /// holds two messages.
+    decoder: Option<Box<Decoder>>,
     expect_data: u64,
     body_length: u64,
     /// Multipart bodies are cut into lines and end with the closing delimiter
@@ -658,8 +660,44 @@ fn is_token_char(c: u8) -> bool {
 }
 
 fn is_uri_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b":/?#[]@!$&'()*+,;=-_.~%".contains(&c)
+    URI_CHARS[usize::from(c)]
 }
+
+/// Bytes a URI is made of (RFC 3986's unreserved and reserved characters, and `%`), as a
+/// table: URIs are read a byte at a time.
+static URI_CHARS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = (c as u8).is_ascii_alphanumeric();
+        c += 1;
+    }
+    let extra = b":/?#[]@!$&'()*+,;=-_.~%";
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// Bytes that end a MIME token ([`value_token`]): controls, space, DEL and above, and the
+/// separators.
+static TOKEN_ENDS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = c <= b' ' as usize || c >= 127;
+        c += 1;
+    }
+    let separators = b"()<>@,;:\\\"/[]?=";
+    let mut i = 0;
+    while i < separators.len() {
+        t[separators[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
 
 fn skip_ws(s: &[u8], mut i: usize) -> usize {
     while i < s.len() && (s[i] == b' ' || s[i] == b'\t') {
@@ -803,8 +841,10 @@ pub fn unescape_uri(s: &[u8], out: &mut Vec<u8>, ev: &mut impl HttpEvents) {
     let mut i = 0;
     while i < s.len() {
         if s[i] != b'%' {
-            out.push(s[i]);
-            i += 1;
+            // The bytes up to the next escape go over at once.
+            let run = memchr::memchr(b'%', &s[i..]).unwrap_or(s.len() - i);
+            out.extend_from_slice(&s[i..i + run]);
+            i += run;
             continue;
         }
         let rest = &s[i + 1..];
@@ -850,27 +890,7 @@ fn value_token(v: &[u8]) -> &[u8] {
     let s = skip_ws(v, 0);
     let e = v[s..]
         .iter()
-        .position(|&c| {
-            c <= b' '
-                || c >= 127
-                || matches!(
-                    c,
-                    b'(' | b')'
-                        | b'<'
-                        | b'>'
-                        | b'@'
-                        | b','
-                        | b';'
-                        | b':'
-                        | b'\\'
-                        | b'"'
-                        | b'/'
-                        | b'['
-                        | b']'
-                        | b'?'
-                        | b'='
-                )
-        })
+        .position(|&c| TOKEN_ENDS[usize::from(c)])
         .map_or(v.len(), |e| s + e);
     &v[s..e]
 }
@@ -1165,7 +1185,7 @@ fn all_headers(m: &mut Message, lines: &mut Lines, f: &Flags, ev: &mut impl Http
     }
     ev.headers_done(m.is_orig);
     if m.encoding != Encoding::Identity {
-        m.decoder = Some(Decoder::new(m.encoding));
+        m.decoder = Some(Box::new(Decoder::new(m.encoding)));
     }
     if m.expect_body == BodyExpect::NotExpected {
         end_of_data(m, ev);
@@ -1274,4 +1294,19 @@ fn finish_message(m: &mut Message, ev: &mut impl HttpEvents) {
         }
     }
     ev.message_done(m.is_orig, m.body_length);
+}
+
+#[cfg(test)]
+mod tables {
+    use super::*;
+
+    #[test]
+    fn byte_tables_match_their_definitions() {
+        for c in 0..=255u8 {
+            let uri = c.is_ascii_alphanumeric() || b":/?#[]@!$&'()*+,;=-_.~%".contains(&c);
+            assert_eq!(is_uri_char(c), uri, "{c}");
+            let end = c <= b' ' || c >= 127 || b"()<>@,;:\\\"/[]?=".contains(&c);
+            assert_eq!(TOKEN_ENDS[usize::from(c)], end, "{c}");
+        }
+    }
 }

@@ -10,6 +10,7 @@
 
 use std::net::IpAddr;
 
+use crate::analyzers::small::SmallBytes;
 use crate::analyzers::{Record, RecordSink};
 use crate::flow::uid::UID_TEXT_MAX;
 use crate::flow::Uid;
@@ -81,21 +82,22 @@ pub struct HttpRecord {
     pub orig: (Option<IpAddr>, u16),
     pub resp: (Option<IpAddr>, u16),
     pub trans_depth: u64,
-    pub method: Option<Vec<u8>>,
-    pub host: Option<Vec<u8>>,
-    pub uri: Option<Vec<u8>>,
-    pub referrer: Option<Vec<u8>>,
+    // Strings inline when short (most are): one allocation per record, not one per column.
+    pub method: Option<SmallBytes>,
+    pub host: Option<SmallBytes>,
+    pub uri: Option<SmallBytes>,
+    pub referrer: Option<SmallBytes>,
     /// Version of the reply.
     pub version: Option<Version>,
-    pub user_agent: Option<Vec<u8>>,
-    pub origin: Option<Vec<u8>>,
+    pub user_agent: Option<SmallBytes>,
+    pub origin: Option<SmallBytes>,
     pub request_body_len: u64,
     pub response_body_len: u64,
     pub status_code: Option<u16>,
-    pub status_msg: Option<Vec<u8>>,
+    pub status_msg: Option<SmallBytes>,
     pub info_code: Option<u16>,
-    pub info_msg: Option<Vec<u8>>,
-    pub username: Option<Vec<u8>>,
+    pub info_msg: Option<SmallBytes>,
+    pub username: Option<SmallBytes>,
     /// `NAME -> value` of proxy headers; `None` until one is seen.
     pub proxied: Option<Vec<Vec<u8>>>,
     pub orig_l2: Option<[u8; 6]>,
@@ -105,7 +107,7 @@ pub struct HttpRecord {
 impl HttpRecord {
     /// Bytes of string data held.
     fn weight(&self) -> usize {
-        let s = |o: &Option<Vec<u8>>| o.as_ref().map_or(0, Vec::len);
+        let s = |o: &Option<SmallBytes>| o.as_ref().map_or(0, |b| b.len());
         s(&self.method)
             + s(&self.host)
             + s(&self.uri)
@@ -308,8 +310,8 @@ impl Session {
         }
         self.current_request += 1;
         let rec = self.slot(ctx, true);
-        rec.method = Some(method.to_vec());
-        rec.uri = Some(uri.to_vec());
+        rec.method = Some(method.into());
+        rec.uri = Some(uri.into());
     }
 
     pub fn reply(&mut self, ctx: &mut Ctx<'_>, version: Version, code: u16, reason: Option<&[u8]>) {
@@ -321,7 +323,7 @@ impl Session {
             self.current_response += 1;
         }
         let rec = self.slot(ctx, false);
-        let msg = reason.unwrap_or(b"<empty>").to_vec();
+        let msg = SmallBytes::from(reason.unwrap_or(b"<empty>"));
         rec.status_code = Some(code);
         rec.version = Some(version);
         if is_info(Some(code)) {
@@ -338,13 +340,13 @@ impl Session {
         }
         let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
         if is(b"REFERER") {
-            rec.referrer = Some(value.to_vec());
+            rec.referrer = Some(value.into());
         } else if is(b"HOST") {
-            rec.host = Some(value.to_vec());
+            rec.host = Some(value.into());
         } else if is(b"ORIGIN") {
-            rec.origin = Some(value.to_vec());
+            rec.origin = Some(value.into());
         } else if is(b"USER-AGENT") {
-            rec.user_agent = Some(value.to_vec());
+            rec.user_agent = Some(value.into());
         } else if PROXY_HEADERS.iter().any(|p| is(p)) {
             let mut entry = name.to_ascii_uppercase();
             entry.extend_from_slice(b" -> ");
@@ -355,7 +357,7 @@ impl Session {
             }
         } else if is(b"AUTHORIZATION") || is(b"PROXY-AUTHORIZATION") {
             if let Some(user) = basic_auth_user(value) {
-                rec.username = Some(user);
+                rec.username = Some(user[..].into());
             }
         }
     }

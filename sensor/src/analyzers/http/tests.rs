@@ -603,3 +603,8 @@ fn mutated_exchanges_never_panic() {
         }
     }
 }
+
+#[test]
+fn method_initials_cover_every_dpd_method() {
+    assert!(DPD_METHODS.iter().all(|m| METHOD_INITIALS.contains(&m[0])));
+}

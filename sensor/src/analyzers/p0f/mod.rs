@@ -139,13 +139,36 @@ const HANDSHAKE_SECS: i64 = 30;
 /// connection find the one entry (a new SYN replaces the entry of either direction).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Key {
-    lo: (IpAddr, u16),
-    hi: (IpAddr, u16),
+    lo: End,
+    hi: End,
+}
+
+/// One endpoint as plain integers: compared and hashed in a few instructions (the order
+/// only has to be the same for both directions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct End {
+    addr: [u64; 2],
+    /// Port, and bit 16 for IPv6 (an IPv4 address and its IPv6 form stay apart).
+    port: u32,
+}
+
+impl End {
+    fn of((ip, port): (IpAddr, u16)) -> End {
+        let (bits, v6) = match ip {
+            IpAddr::V4(a) => (u128::from(u32::from(a)), 0),
+            IpAddr::V6(a) => (u128::from(a), 1 << 16),
+        };
+        End {
+            addr: [(bits >> 64) as u64, bits as u64],
+            port: u32::from(port) | v6,
+        }
+    }
 }
 
 impl Key {
     /// The key of the handshake from `cli` to `srv`, and whether `cli` is its `lo` end.
     fn of(cli: (IpAddr, u16), srv: (IpAddr, u16)) -> (Key, bool) {
+        let (cli, srv) = (End::of(cli), End::of(srv));
         if cli <= srv {
             (Key { lo: cli, hi: srv }, true)
         } else {

@@ -59,10 +59,27 @@ pub mod opt {
 pub const MAX_OPTS: usize = 40;
 
 /// The kinds of the TCP options in order of appearance.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy)]
 pub struct Layout {
     kinds: [u8; MAX_OPTS],
     len: u8,
+}
+
+// Layouts compare and hash by the kinds recorded, not the whole array (most are a few
+// options long; every SYN's signature is compared with a cached one).
+impl PartialEq for Layout {
+    #[inline]
+    fn eq(&self, other: &Layout) -> bool {
+        self.kinds() == other.kinds()
+    }
+}
+
+impl Eq for Layout {}
+
+impl std::hash::Hash for Layout {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.kinds().hash(h);
+    }
 }
 
 impl Default for Layout {

@@ -522,3 +522,47 @@ fn ipv4_text_is_what_display_writes() {
         }
     }
 }
+
+#[test]
+fn lowercase_matches_ascii_lowercase_for_every_byte_and_length() {
+    let bytes: Vec<u8> = (0..=255u8)
+        .chain(b"MiXeD.CaSe.Example".iter().copied())
+        .collect();
+    for len in 0..bytes.len() {
+        for start in [0, 1, 7] {
+            let Some(slice) = bytes.get(start..start + len) else {
+                continue;
+            };
+            let mut got = slice.to_vec();
+            lowercase(&mut got);
+            assert_eq!(got, slice.to_ascii_lowercase());
+        }
+    }
+}
+
+#[test]
+fn owner_pointing_at_the_question_reads_as_the_question() {
+    let m = Msg::new(1, RESPONSE, [1, 1, 0, 0])
+        .question("Www.Example.COM", 1, 1)
+        .rr(1, 1, 60, &[192, 0, 2, 1]);
+    for keep_queries in [false, true] {
+        let mut p = Parsed::default();
+        let opt = Options {
+            keep_queries,
+            ..Options::default()
+        };
+        assert!(parse(&m.0, opt, &mut p));
+        assert_eq!(p.str(&p.replies[0].owner), b"www.example.com");
+        assert_eq!(p.weirds, 0);
+    }
+    // A question ending in a pointer (here into the header, a weird) is not copied: the
+    // owner is read again, with the same outcome.
+    let m = Msg::new(1, RESPONSE, [1, 1, 0, 0])
+        .raw(b"\x03Www\xc0\x02")
+        .u16(1)
+        .u16(1)
+        .rr(1, 1, 60, &[192, 0, 2, 1]);
+    let p = parse_msg(&m.0);
+    assert_eq!(p.str(&p.replies[0].owner), p.str(&p.qname));
+    assert_eq!(p.str(&p.qname), b"www");
+}
