@@ -9,6 +9,12 @@
 //! bitmaps over raw byte pairs, either case, kept in L1)? Only positions passing both are
 //! looked up among the literals sharing that leading pair and compared.
 //!
+//! When every literal of three or more bytes is longer than a step `s` (up to 4), only every
+//! `s`-th position needs testing: each occurrence of such a literal covers exactly one tested
+//! position with one of its first `s` pairs, so the test looks for those pairs and, on a hit,
+//! tries the `s` starts that could cover it. Two-byte literals, if their first bytes are few,
+//! are found with memchr instead, and one-byte literals always are.
+//!
 //! Reports are every (start, literal) occurrence, in order of start: the same set an
 //! overlapping Aho-Corasick search reports.
 
@@ -22,6 +28,12 @@ static FOLD: [u8; 256] = {
     }
     t
 };
+
+/// Longest sampling step (see [`Literals::sampled_scan`]).
+const MAX_STEP: usize = 4;
+/// Most first bytes of two-byte literals (both cases) for the sampled scan: two memchr3
+/// passes.
+const MAX_SHORT_FIRSTS: usize = 6;
 
 /// 65536 bits, one per byte pair `(a, b)` at index `a | b << 8`.
 type PairBits = [u64; 1024];
@@ -50,6 +62,14 @@ pub struct Literals {
     seconds: Box<PairBits>,
     /// Pairs that are a whole two-byte literal (the buffer's last position has no third byte).
     twos: Box<PairBits>,
+    /// The first bytes (both cases) of the two-byte literals: few enough for memchr when
+    /// `step` > 1 (`starts` and `seconds` then hold the longer literals only).
+    short_firsts: Vec<u8>,
+    /// Every literal of three or more bytes is at least `step + 1` long; with `step` > 1 only
+    /// every `step`-th position is tested against `sampled`, the pairs at offsets `0..step`
+    /// of those literals: each of their occurrences covers exactly one tested position.
+    step: usize,
+    sampled: Box<PairBits>,
     /// One-byte literals, folded (rare: scanned for separately).
     ones: Vec<(u8, u32)>,
     /// Folded leading pairs, sorted, and for each its range of `by_pair`.
@@ -67,9 +87,24 @@ impl Literals {
             .iter()
             .map(|l| l.to_ascii_lowercase().into_boxed_slice())
             .collect();
+        let mut short_firsts: Vec<u8> = lits
+            .iter()
+            .filter(|l| l.len() == 2)
+            .flat_map(|l| cases(l[0]))
+            .collect();
+        short_firsts.sort_unstable();
+        short_firsts.dedup();
+        let long_min = lits.iter().map(|l| l.len()).filter(|&n| n >= 3).min();
+        // Sampling pays when the two-byte literals start with few bytes (found with memchr).
+        let step = if short_firsts.len() <= MAX_SHORT_FIRSTS {
+            long_min.map_or(2, |n| (n - 1).min(MAX_STEP))
+        } else {
+            1
+        };
         let mut starts = Box::new([0u64; 1024]);
         let mut seconds = Box::new([0u64; 1024]);
         let mut twos = Box::new([0u64; 1024]);
+        let mut sampled = Box::new([0u64; 1024]);
         let mut ones = Vec::new();
         let mut by_key: Vec<(u16, u32)> = Vec::new();
         for (id, l) in lits.iter().enumerate() {
@@ -78,26 +113,37 @@ impl Literals {
                 0 => {}
                 1 => ones.push((l[0], id)),
                 n => {
+                    by_key.push((u16::from(l[0]) << 8 | u16::from(l[1]), id));
                     for a in cases(l[0]) {
                         for b in cases(l[1]) {
-                            set_pair(&mut starts, a, b);
                             if n == 2 {
                                 set_pair(&mut twos, a, b);
+                            }
+                            if n > 2 || step == 1 {
+                                set_pair(&mut starts, a, b);
                             }
                         }
                     }
                     for b in cases(l[1]) {
-                        if n == 2 {
-                            for c in 0..=255 {
+                        if n > 2 {
+                            for c in cases(l[2]) {
                                 set_pair(&mut seconds, b, c);
                             }
-                        } else {
-                            for c in cases(l[2]) {
+                        } else if step == 1 {
+                            for c in 0..=255 {
                                 set_pair(&mut seconds, b, c);
                             }
                         }
                     }
-                    by_key.push((u16::from(l[0]) << 8 | u16::from(l[1]), id));
+                    if n > 2 && step > 1 {
+                        for k in 0..step {
+                            for a in cases(l[k]) {
+                                for b in cases(l[k + 1]) {
+                                    set_pair(&mut sampled, a, b);
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -117,6 +163,9 @@ impl Literals {
             starts,
             seconds,
             twos,
+            step,
+            sampled,
+            short_firsts,
             ones,
             keys,
             ranges,
@@ -130,18 +179,23 @@ impl Literals {
         self.lits[id as usize].len()
     }
 
-    /// Calls `f(start, literal)` for every occurrence in `hay`, in order of start (one-byte
-    /// literals first).
+    /// Calls `f(start, literal)` for every occurrence in `hay` (one-byte literals first,
+    /// then in order of start; sampled scans report two-byte literals before longer ones).
     pub fn for_each(&self, hay: &[u8], f: &mut dyn FnMut(usize, u32)) {
         for &(b, id) in &self.ones {
-            for (i, &h) in hay.iter().enumerate() {
-                if FOLD[usize::from(h)] == b {
-                    f(i, id);
-                }
+            let [lo, up] = cases(b);
+            if lo == up {
+                memchr::memchr_iter(lo, hay).for_each(|i| f(i, id));
+            } else {
+                memchr::memchr2_iter(lo, up, hay).for_each(|i| f(i, id));
             }
         }
         let n = hay.len();
         if n < 2 || self.keys.is_empty() {
+            return;
+        }
+        if self.step > 1 {
+            self.sampled_scan(hay, f);
             return;
         }
         let (starts, seconds) = (&*self.starts, &*self.seconds);
@@ -160,7 +214,7 @@ impl Literals {
                 let j = m.trailing_zeros() as usize;
                 m &= m - 1;
                 if has_pair(seconds, w[j + 1], w[j + 2]) != 0 {
-                    self.confirm(hay, base + j, f);
+                    self.confirm(hay, base + j, 2, f);
                 }
             }
             base += 16;
@@ -172,15 +226,70 @@ impl Literals {
                 has_pair(&self.twos, hay[i], hay[i + 1])
             };
             if hit != 0 {
-                self.confirm(hay, i, f);
+                self.confirm(hay, i, 2, f);
             }
         }
     }
 
-    /// Compares the literals starting with the pair at `i`.
+    /// Two-byte literals where memchr finds their first byte; longer ones by testing every
+    /// `step`-th position against `sampled` and, where a pair some literal has at one of its
+    /// first `step` offsets is found, the `step` positions a literal covering it starts from.
+    fn sampled_scan(&self, hay: &[u8], f: &mut dyn FnMut(usize, u32)) {
+        let n = hay.len();
+        for firsts in self.short_firsts.chunks(3) {
+            let mut at = |i: usize| {
+                if i + 1 < n && has_pair(&self.twos, hay[i], hay[i + 1]) != 0 {
+                    self.confirm_two(hay, i, f);
+                }
+            };
+            match *firsts {
+                [a] => memchr::memchr_iter(a, hay).for_each(&mut at),
+                [a, b] => memchr::memchr2_iter(a, b, hay).for_each(&mut at),
+                [a, b, c] => memchr::memchr3_iter(a, b, c, hay).for_each(&mut at),
+                _ => {}
+            }
+        }
+        let (starts, seconds, sampled) = (&*self.starts, &*self.seconds, &*self.sampled);
+        let step = self.step;
+        let mut q = 0;
+        while q + 1 < n {
+            if has_pair(sampled, hay[q], hay[q + 1]) != 0 {
+                // The positions before the next tested one whose literals would cover `q`.
+                for p in q.saturating_sub(step - 1)..=q {
+                    if p + 2 < n
+                        && has_pair(starts, hay[p], hay[p + 1])
+                            & has_pair(seconds, hay[p + 1], hay[p + 2])
+                            != 0
+                    {
+                        self.confirm(hay, p, 3, f);
+                    }
+                }
+            }
+            q += step;
+        }
+    }
+
+    /// The two-byte literals at `i` (the pair is one).
     #[cold]
     #[inline(never)]
-    fn confirm(&self, hay: &[u8], i: usize, f: &mut dyn FnMut(usize, u32)) {
+    fn confirm_two(&self, hay: &[u8], i: usize, f: &mut dyn FnMut(usize, u32)) {
+        let key =
+            u16::from(FOLD[usize::from(hay[i])]) << 8 | u16::from(FOLD[usize::from(hay[i + 1])]);
+        let Ok(k) = self.keys.binary_search(&key) else {
+            return;
+        };
+        let (from, to) = self.ranges[k];
+        for &id in &self.by_pair[from as usize..to as usize] {
+            if self.lits[id as usize].len() == 2 {
+                f(i, id);
+            }
+        }
+    }
+
+    /// Compares the literals of `min_len` bytes or more starting with the pair at `i`.
+    #[cold]
+    #[inline(never)]
+    fn confirm(&self, hay: &[u8], i: usize, min_len: usize, f: &mut dyn FnMut(usize, u32)) {
         let key =
             u16::from(FOLD[usize::from(hay[i])]) << 8 | u16::from(FOLD[usize::from(hay[i + 1])]);
         let Ok(k) = self.keys.binary_search(&key) else {
@@ -190,7 +299,10 @@ impl Literals {
         let rest = &hay[i..];
         for &id in &self.by_pair[from as usize..to as usize] {
             let l = &self.lits[id as usize];
-            if rest.len() >= l.len() && rest[2..l.len()].eq_ignore_ascii_case(&l[2..]) {
+            if l.len() >= min_len
+                && rest.len() >= l.len()
+                && rest[2..l.len()].eq_ignore_ascii_case(&l[2..])
+            {
                 f(i, id);
             }
         }
@@ -198,7 +310,7 @@ impl Literals {
 
     /// Heap bytes held (the bitmaps and the literals).
     pub fn memory_usage(&self) -> usize {
-        3 * std::mem::size_of::<PairBits>()
+        4 * std::mem::size_of::<PairBits>()
             + self.lits.iter().map(|l| l.len() + 16).sum::<usize>()
             + self.keys.len() * 10
             + self.by_pair.len() * 4
@@ -261,6 +373,45 @@ mod tests {
             b"0123456789abcdefghijklmnopqrstuvwxyz zz ab",
         ] {
             assert_eq!(found(&set, hay), naive(&lits, hay), "{hay:?}");
+        }
+    }
+
+    #[test]
+    fn sampled_positions_miss_nothing() {
+        let mut rng = 0x9e37_79b9_u32;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 17;
+            rng ^= rng << 5;
+            rng
+        };
+        let alpha = b"aAbB\x00c";
+        for min in 3..=7 {
+            let lits: Vec<Vec<u8>> = (0..40)
+                .map(|_| {
+                    let n = min + next() as usize % 5;
+                    (0..n)
+                        .map(|_| alpha[next() as usize % alpha.len()])
+                        .collect()
+                })
+                .collect();
+            let mut lits = lits;
+            // A few two-byte literals and a one-byte one, found apart from the sampling.
+            lits.extend([
+                b"ab".to_vec(),
+                b"\x00c".to_vec(),
+                b"c".to_vec(),
+                b"Bb".to_vec(),
+            ]);
+            let set = Literals::new(&lits);
+            assert_eq!(set.step, (min - 1).min(MAX_STEP));
+            for _ in 0..300 {
+                let n = next() as usize % 120;
+                let hay: Vec<u8> = (0..n)
+                    .map(|_| alpha[next() as usize % alpha.len()])
+                    .collect();
+                assert_eq!(found(&set, &hay), naive(&lits, &hay));
+            }
         }
     }
 
