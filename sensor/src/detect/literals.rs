@@ -249,23 +249,44 @@ impl Literals {
                 _ => {}
             }
         }
-        let (starts, seconds, sampled) = (&*self.starts, &*self.seconds, &*self.sampled);
-        let step = self.step;
+        match self.step {
+            2 => self.sampled_longs::<2>(hay, f),
+            3 => self.sampled_longs::<3>(hay, f),
+            _ => self.sampled_longs::<MAX_STEP>(hay, f),
+        }
+    }
+
+    /// The literals of three or more bytes, testing every `S`-th position (`S` is `step`).
+    fn sampled_longs<const S: usize>(&self, hay: &[u8], f: &mut dyn FnMut(usize, u32)) {
+        let sampled = &*self.sampled;
+        let mut chunks = hay.chunks_exact(S);
         let mut q = 0;
-        while q + 1 < n {
-            if has_pair(sampled, hay[q], hay[q + 1]) != 0 {
-                // The positions before the next tested one whose literals would cover `q`.
-                for p in q.saturating_sub(step - 1)..=q {
-                    if p + 2 < n
-                        && has_pair(starts, hay[p], hay[p + 1])
-                            & has_pair(seconds, hay[p + 1], hay[p + 2])
-                            != 0
-                    {
-                        self.confirm(hay, p, 3, f);
-                    }
-                }
+        for c in &mut chunks {
+            if has_pair(sampled, c[0], c[1]) != 0 {
+                self.covering::<S>(hay, q, f);
             }
-            q += step;
+            q += S;
+        }
+        if let [a, b, ..] = *chunks.remainder() {
+            if has_pair(sampled, a, b) != 0 {
+                self.covering::<S>(hay, q, f);
+            }
+        }
+    }
+
+    /// The starts from `q - S + 1` to `q`, whose literals would cover tested position `q`.
+    #[cold]
+    #[inline(never)]
+    fn covering<const S: usize>(&self, hay: &[u8], q: usize, f: &mut dyn FnMut(usize, u32)) {
+        let (starts, seconds) = (&*self.starts, &*self.seconds);
+        let n = hay.len();
+        for p in q.saturating_sub(S - 1)..=q {
+            if p + 2 < n
+                && has_pair(starts, hay[p], hay[p + 1]) & has_pair(seconds, hay[p + 1], hay[p + 2])
+                    != 0
+            {
+                self.confirm(hay, p, 3, f);
+            }
         }
     }
 
