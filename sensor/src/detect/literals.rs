@@ -9,11 +9,11 @@
 //! bitmaps over raw byte pairs, either case, kept in L1)? Only positions passing both are
 //! looked up among the literals sharing that leading pair and compared.
 //!
-//! When every literal of three or more bytes is longer than a step `s` (up to 4), only every
-//! `s`-th position needs testing: each occurrence of such a literal covers exactly one tested
-//! position with one of its first `s` pairs, so the test looks for those pairs and, on a hit,
-//! tries the `s` starts that could cover it. Two-byte literals, if their first bytes are few,
-//! are found with memchr instead, and one-byte literals always are.
+//! When every literal is longer than a step `s` (up to 4), only every `s`-th position needs
+//! testing: each occurrence covers exactly one tested position with one of its first `s`
+//! pairs, so the test looks for those pairs and, on a hit, tries the `s` starts that could
+//! cover it. Short literals (two to four bytes) whose first bytes are few are found with
+//! memchr instead, which lets the others take a longer step; one-byte literals always are.
 //!
 //! Reports are every (start, literal) occurrence, in order of start: the same set an
 //! overlapping Aho-Corasick search reports.
@@ -60,12 +60,15 @@ pub struct Literals {
     /// Pairs at offsets 1 and 2 of a literal of three or more bytes; for two-byte literals,
     /// every pair starting with their second byte (anything may follow them).
     seconds: Box<PairBits>,
-    /// Pairs that are a whole two-byte literal (the buffer's last position has no third byte).
+    /// Pairs that are a whole two-byte literal (the buffer's last position has no third byte);
+    /// with `step` > 1, the leading pairs of the short literals.
     twos: Box<PairBits>,
-    /// The first bytes (both cases) of the two-byte literals: few enough for memchr when
-    /// `step` > 1 (`starts` and `seconds` then hold the longer literals only).
+    /// With `step` > 1: literals of two to `short` bytes are short, found where memchr finds
+    /// one of `short_firsts`, their first bytes (both cases); `starts` and `seconds` then
+    /// hold the longer literals only.
+    short: usize,
     short_firsts: Vec<u8>,
-    /// Every literal of three or more bytes is at least `step + 1` long; with `step` > 1 only
+    /// Every literal longer than `short` is at least `step + 1` long; with `step` > 1 only
     /// every `step`-th position is tested against `sampled`, the pairs at offsets `0..step`
     /// of those literals: each of their occurrences covers exactly one tested position.
     step: usize,
@@ -87,17 +90,28 @@ impl Literals {
             .iter()
             .map(|l| l.to_ascii_lowercase().into_boxed_slice())
             .collect();
-        let mut short_firsts: Vec<u8> = lits
-            .iter()
-            .filter(|l| l.len() == 2)
-            .flat_map(|l| cases(l[0]))
-            .collect();
-        short_firsts.sort_unstable();
-        short_firsts.dedup();
-        let long_min = lits.iter().map(|l| l.len()).filter(|&n| n >= 3).min();
-        // Sampling pays when the two-byte literals start with few bytes (found with memchr).
-        let step = if short_firsts.len() <= MAX_SHORT_FIRSTS {
-            long_min.map_or(2, |n| (n - 1).min(MAX_STEP))
+        // Literals of two to `short` bytes are found where memchr finds their first byte, if
+        // those are few; the longest such `short` leaves the longest step for the others.
+        let firsts_upto = |short: usize| {
+            let mut v: Vec<u8> = lits
+                .iter()
+                .filter(|l| (2..=short).contains(&l.len()))
+                .flat_map(|l| cases(l[0]))
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        // Longer short literals only when one memchr3 pass finds them all: each hit costs a
+        // search restart, which on payloads eats what the longer step saves.
+        let (short, short_firsts) = (2..=MAX_STEP)
+            .rev()
+            .map(|n| (n, firsts_upto(n)))
+            .find(|(n, f)| f.len() <= if *n == 2 { MAX_SHORT_FIRSTS } else { 3 })
+            .unwrap_or((1, Vec::new()));
+        let long_min = lits.iter().map(|l| l.len()).filter(|&n| n > short).min();
+        let step = if short >= 2 {
+            long_min.map_or(MAX_STEP, |n| (n - 1).min(MAX_STEP))
         } else {
             1
         };
@@ -114,18 +128,19 @@ impl Literals {
                 1 => ones.push((l[0], id)),
                 n => {
                     by_key.push((u16::from(l[0]) << 8 | u16::from(l[1]), id));
+                    let long = n > short;
                     for a in cases(l[0]) {
                         for b in cases(l[1]) {
-                            if n == 2 {
+                            if n == 2 || !long {
                                 set_pair(&mut twos, a, b);
                             }
-                            if n > 2 || step == 1 {
+                            if long || step == 1 {
                                 set_pair(&mut starts, a, b);
                             }
                         }
                     }
                     for b in cases(l[1]) {
-                        if n > 2 {
+                        if n > 2 && (long || step == 1) {
                             for c in cases(l[2]) {
                                 set_pair(&mut seconds, b, c);
                             }
@@ -135,7 +150,7 @@ impl Literals {
                             }
                         }
                     }
-                    if n > 2 && step > 1 {
+                    if long && step > 1 {
                         for k in 0..step {
                             for a in cases(l[k]) {
                                 for b in cases(l[k + 1]) {
@@ -165,6 +180,7 @@ impl Literals {
             twos,
             step,
             sampled,
+            short,
             short_firsts,
             ones,
             keys,
@@ -214,7 +230,7 @@ impl Literals {
                 let j = m.trailing_zeros() as usize;
                 m &= m - 1;
                 if has_pair(seconds, w[j + 1], w[j + 2]) != 0 {
-                    self.confirm(hay, base + j, 2, f);
+                    self.confirm(hay, base + j, 2, usize::MAX, f);
                 }
             }
             base += 16;
@@ -226,12 +242,12 @@ impl Literals {
                 has_pair(&self.twos, hay[i], hay[i + 1])
             };
             if hit != 0 {
-                self.confirm(hay, i, 2, f);
+                self.confirm(hay, i, 2, usize::MAX, f);
             }
         }
     }
 
-    /// Two-byte literals where memchr finds their first byte; longer ones by testing every
+    /// Short literals where memchr finds their first byte; longer ones by testing every
     /// `step`-th position against `sampled` and, where a pair some literal has at one of its
     /// first `step` offsets is found, the `step` positions a literal covering it starts from.
     fn sampled_scan(&self, hay: &[u8], f: &mut dyn FnMut(usize, u32)) {
@@ -239,7 +255,7 @@ impl Literals {
         for firsts in self.short_firsts.chunks(3) {
             let mut at = |i: usize| {
                 if i + 1 < n && has_pair(&self.twos, hay[i], hay[i + 1]) != 0 {
-                    self.confirm_two(hay, i, f);
+                    self.confirm(hay, i, 2, self.short, f);
                 }
             };
             match *firsts {
@@ -256,7 +272,7 @@ impl Literals {
         }
     }
 
-    /// The literals of three or more bytes, testing every `S`-th position (`S` is `step`).
+    /// The literals longer than `short`, testing every `S`-th position (`S` is `step`).
     fn sampled_longs<const S: usize>(&self, hay: &[u8], f: &mut dyn FnMut(usize, u32)) {
         let sampled = &*self.sampled;
         let mut chunks = hay.chunks_exact(S);
@@ -285,32 +301,22 @@ impl Literals {
                 && has_pair(starts, hay[p], hay[p + 1]) & has_pair(seconds, hay[p + 1], hay[p + 2])
                     != 0
             {
-                self.confirm(hay, p, 3, f);
+                self.confirm(hay, p, self.short + 1, usize::MAX, f);
             }
         }
     }
 
-    /// The two-byte literals at `i` (the pair is one).
+    /// Compares the literals of `min_len` to `max_len` bytes starting with the pair at `i`.
     #[cold]
     #[inline(never)]
-    fn confirm_two(&self, hay: &[u8], i: usize, f: &mut dyn FnMut(usize, u32)) {
-        let key =
-            u16::from(FOLD[usize::from(hay[i])]) << 8 | u16::from(FOLD[usize::from(hay[i + 1])]);
-        let Ok(k) = self.keys.binary_search(&key) else {
-            return;
-        };
-        let (from, to) = self.ranges[k];
-        for &id in &self.by_pair[from as usize..to as usize] {
-            if self.lits[id as usize].len() == 2 {
-                f(i, id);
-            }
-        }
-    }
-
-    /// Compares the literals of `min_len` bytes or more starting with the pair at `i`.
-    #[cold]
-    #[inline(never)]
-    fn confirm(&self, hay: &[u8], i: usize, min_len: usize, f: &mut dyn FnMut(usize, u32)) {
+    fn confirm(
+        &self,
+        hay: &[u8],
+        i: usize,
+        min_len: usize,
+        max_len: usize,
+        f: &mut dyn FnMut(usize, u32),
+    ) {
         let key =
             u16::from(FOLD[usize::from(hay[i])]) << 8 | u16::from(FOLD[usize::from(hay[i + 1])]);
         let Ok(k) = self.keys.binary_search(&key) else {
@@ -320,7 +326,7 @@ impl Literals {
         let rest = &hay[i..];
         for &id in &self.by_pair[from as usize..to as usize] {
             let l = &self.lits[id as usize];
-            if l.len() >= min_len
+            if (min_len..=max_len).contains(&l.len())
                 && rest.len() >= l.len()
                 && rest[2..l.len()].eq_ignore_ascii_case(&l[2..])
             {
@@ -425,7 +431,7 @@ mod tests {
                 b"Bb".to_vec(),
             ]);
             let set = Literals::new(&lits);
-            assert_eq!(set.step, (min - 1).min(MAX_STEP));
+            assert!(set.step > 1);
             for _ in 0..300 {
                 let n = next() as usize % 120;
                 let hay: Vec<u8> = (0..n)
@@ -433,6 +439,37 @@ mod tests {
                     .collect();
                 assert_eq!(found(&set, &hay), naive(&lits, &hay));
             }
+        }
+    }
+
+    #[test]
+    fn short_literals_with_few_first_bytes_leave_a_long_step() {
+        let mut rng = 0x1234_5677_u32;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 17;
+            rng ^= rng << 5;
+            rng
+        };
+        let alpha = b"abxyXY1z";
+        let mut lits: Vec<Vec<u8>> = [&b"xab"[..], b"xabc", b"xb", b"1zz1", b"11"]
+            .iter()
+            .map(|l| l.to_vec())
+            .collect();
+        lits.extend((0..30).map(|_| {
+            let n = 6 + next() as usize % 4;
+            (0..n)
+                .map(|_| alpha[next() as usize % alpha.len()])
+                .collect::<Vec<u8>>()
+        }));
+        let set = Literals::new(&lits);
+        assert_eq!((set.short, set.step), (4, MAX_STEP));
+        for _ in 0..400 {
+            let n = next() as usize % 150;
+            let hay: Vec<u8> = (0..n)
+                .map(|_| alpha[next() as usize % alpha.len()])
+                .collect();
+            assert_eq!(found(&set, &hay), naive(&lits, &hay));
         }
     }
 
