@@ -545,12 +545,6 @@ fn build_index(rules: &[Rule], members: impl Iterator<Item = u32>, kind: Prefer)
             (Prefer::Packet | Prefer::Small, n) if n <= LITERALS_MAX => {
                 Some(Scanner::Literals(Literals::new(&patterns)))
             }
-            // Names are short: a full pair bitmap costs little there, and building one is
-            // far cheaper than an automaton over a thousand IOC names (built as a
-            // connection first needs it).
-            (Prefer::Small, _) if matches!(buf, Buf::DnsQuery | Buf::TlsSni) => {
-                Some(Scanner::Literals(Literals::new(&patterns)))
-            }
             _ => Some(Scanner::Ac(
                 AhoCorasickBuilder::new()
                     .ascii_case_insensitive(true)
