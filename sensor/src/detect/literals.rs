@@ -12,8 +12,8 @@
 //! When every literal is longer than a step `s` (up to 4), only every `s`-th position needs
 //! testing: each occurrence covers exactly one tested position with one of its first `s`
 //! pairs, so the test looks for those pairs and, on a hit, tries the `s` starts that could
-//! cover it. Short literals (two to four bytes) whose first bytes are few are found with
-//! memchr instead, which lets the others take a longer step; one-byte literals always are.
+//! cover it. Two-byte literals whose first bytes are few are found with memchr instead, which
+//! lets the others take a step of two or more; one-byte literals always are.
 //!
 //! Reports are every (start, literal) occurrence, in order of start: the same set an
 //! overlapping Aho-Corasick search reports.
@@ -102,12 +102,10 @@ impl Literals {
             v.dedup();
             v
         };
-        // Longer short literals only when one memchr3 pass finds them all: each hit costs a
-        // search restart, which on payloads eats what the longer step saves.
-        let (short, short_firsts) = (2..=MAX_STEP)
-            .rev()
-            .map(|n| (n, firsts_upto(n)))
-            .find(|(n, f)| f.len() <= if *n == 2 { MAX_SHORT_FIRSTS } else { 3 })
+        // Longer short literals (up to four bytes) would allow a longer step, but on payloads
+        // the extra memchr hits, each a search restart, cost more than the step saves.
+        let (short, short_firsts) = Some((2, firsts_upto(2)))
+            .filter(|(_, f)| f.len() <= MAX_SHORT_FIRSTS)
             .unwrap_or((1, Vec::new()));
         let long_min = lits.iter().map(|l| l.len()).filter(|&n| n > short).min();
         let step = if short >= 2 {
@@ -443,7 +441,7 @@ mod tests {
     }
 
     #[test]
-    fn short_literals_with_few_first_bytes_leave_a_long_step() {
+    fn short_literals_with_few_first_bytes_are_found_apart() {
         let mut rng = 0x1234_5677_u32;
         let mut next = move || {
             rng ^= rng << 13;
@@ -463,7 +461,7 @@ mod tests {
                 .collect::<Vec<u8>>()
         }));
         let set = Literals::new(&lits);
-        assert_eq!((set.short, set.step), (4, MAX_STEP));
+        assert_eq!((set.short, set.step), (2, 2));
         for _ in 0..400 {
             let n = next() as usize % 150;
             let hay: Vec<u8> = (0..n)
