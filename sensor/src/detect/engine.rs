@@ -147,6 +147,8 @@ pub struct PointIndex {
     pub always: Vec<u32>,
     /// How many rules can fire here.
     pub count: usize,
+    /// Every rule here needs a payload pattern: a packet without payload has no candidates.
+    pub payload_only: bool,
 }
 
 pub struct Compiled {
@@ -584,6 +586,7 @@ fn build_index(rules: &[Rule], members: impl Iterator<Item = u32>, kind: Prefer)
             max_len: patterns.iter().map(Vec::len).max().unwrap_or(0),
         });
     }
+    pi.payload_only = pi.always.is_empty() && pi.sets.iter().all(|s| s.buf == Buf::Payload);
     pi
 }
 

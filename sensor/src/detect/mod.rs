@@ -981,8 +981,12 @@ impl Detector {
                 pf
             }
         };
-        let mut scratch = std::mem::take(&mut self.scratch);
         let index = self.groups.index(point, prefilter);
+        if packet_point && facts.payload_len == 0 && index.payload_only {
+            // Empty segments (handshakes, ACKs) give payload patterns nothing to find.
+            return;
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
         let cands = self.rules.compiled.candidates(index, src, &mut scratch);
         if cands.is_empty() {
             self.scratch = scratch;
