@@ -116,6 +116,9 @@ const PACKET_PATTERN_MAX: usize = 16;
 /// patterns takes milliseconds, and packets wait for it.)
 const LITERALS_MAX: usize = 512;
 
+/// An `endswith` pattern with a dot, and its rules.
+type DotEnd = (Vec<u8>, Vec<u32>);
+
 pub struct PfSet {
     buf: Buf,
     transforms: Vec<Transform>,
@@ -127,6 +130,10 @@ pub struct PfSet {
     /// of the automaton.
     ends: HashMap<Vec<u8>, Vec<u32>>,
     end_lens: Vec<usize>,
+    /// The `endswith` patterns holding a dot (domain names), by their part from the first
+    /// dot on: a buffer looks up its own suffixes from each of its dots (a few look-ups per
+    /// name, however many pattern lengths there are) and compares the bucket's patterns.
+    dot_ends: HashMap<Vec<u8>, Vec<DotEnd>>,
     /// Names this automaton in a [`StreamCarry`] (never 0).
     id: u64,
     /// The longest pattern: how far a match can reach back from new stream bytes.
@@ -140,6 +147,8 @@ pub struct PointIndex {
     pub always: Vec<u32>,
     /// How many rules can fire here.
     pub count: usize,
+    /// Every rule here needs a payload pattern: a packet without payload has no candidates.
+    pub payload_only: bool,
 }
 
 pub struct Compiled {
@@ -453,10 +462,24 @@ impl Compiled {
                         }
                     });
                 }
-                if !set.end_lens.is_empty() {
+                if !set.end_lens.is_empty() || !set.dot_ends.is_empty() {
                     // Folded once; each length looks its suffix up.
                     tail.clear();
                     tail.extend(data.iter().map(u8::to_ascii_lowercase));
+                    if !set.dot_ends.is_empty() {
+                        for (j, _) in tail.iter().enumerate().filter(|(_, &b)| b == b'.') {
+                            let Some(bucket) = set.dot_ends.get(&tail[j..]) else {
+                                continue;
+                            };
+                            for (pat, rules) in bucket {
+                                if tail.ends_with(pat) {
+                                    for &ri in rules {
+                                        add(ri);
+                                    }
+                                }
+                            }
+                        }
+                    }
                     for &n in set.end_lens.iter().take_while(|&&n| n <= tail.len()) {
                         let end = &tail[tail.len() - n..];
                         for &ri in set.ends.get(end).map_or(&[][..], Vec::as_slice) {
@@ -533,6 +556,20 @@ fn build_index(rules: &[Rule], members: impl Iterator<Item = u32>, kind: Prefer)
                     .expect("literal patterns always build"),
             )),
         };
+        let mut dot_ends: HashMap<Vec<u8>, Vec<DotEnd>> = HashMap::new();
+        let mut plain_ends = HashMap::new();
+        for (pat, rules) in ends {
+            match pat.iter().position(|&b| b == b'.') {
+                Some(d) => dot_ends
+                    .entry(pat[d..].to_vec())
+                    .or_default()
+                    .push((pat, rules)),
+                None => {
+                    plain_ends.insert(pat, rules);
+                }
+            }
+        }
+        let ends = plain_ends;
         let mut end_lens: Vec<usize> = ends.keys().map(Vec::len).collect();
         end_lens.sort_unstable();
         end_lens.dedup();
@@ -544,10 +581,12 @@ fn build_index(rules: &[Rule], members: impl Iterator<Item = u32>, kind: Prefer)
             rules: rules_of,
             ends,
             end_lens,
+            dot_ends,
             id: SET_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             max_len: patterns.iter().map(Vec::len).max().unwrap_or(0),
         });
     }
+    pi.payload_only = pi.always.is_empty() && pi.sets.iter().all(|s| s.buf == Buf::Payload);
     pi
 }
 
@@ -943,14 +982,25 @@ mod tests {
             r#"alert dns any any -> any any (dns.query; dotprefix; content:".evil.example"; endswith; nocase; sid:1;)"#,
             r#"alert dns any any -> any any (dns.query; content:"bad.test"; bsize:8; sid:2;)"#,
             r#"alert dns any any -> any any (dns.query; content:"mid"; sid:3;)"#,
+            r#"alert dns any any -> any any (dns.query; content:"ad.test"; endswith; sid:4;)"#,
+            r#"alert dns any any -> any any (dns.query; content:"nodot"; endswith; sid:5;)"#,
         ]);
         let sid =
             |v: Vec<u32>| -> Vec<u32> { v.iter().map(|&i| c.rules[i as usize].sid).collect() };
         let idx = c.full_index(Point::Dns);
-        assert_eq!(idx.sets.iter().map(|s| s.ends.len()).sum::<usize>(), 1);
+        assert_eq!(
+            idx.sets
+                .iter()
+                .map(|s| s.ends.len() + s.dot_ends.len())
+                .sum::<usize>(),
+            3
+        );
+        assert_eq!(idx.sets.iter().map(|s| s.dot_ends.len()).sum::<usize>(), 2);
         assert_eq!(sid(dns_candidates(&c, b"a.EVIL.example")), [1]);
         assert!(sid(dns_candidates(&c, b"evil.example.org")).is_empty());
-        assert_eq!(sid(dns_candidates(&c, b"bad.test")), [2]);
+        assert_eq!(sid(dns_candidates(&c, b"bad.test")), [2, 4]);
+        assert_eq!(sid(dns_candidates(&c, b"a.b.xnodot")), [5]);
+        assert!(sid(dns_candidates(&c, b"ad.testx")).is_empty());
         assert_eq!(sid(dns_candidates(&c, b"x.mid.y")), [3]);
     }
 }

@@ -351,6 +351,9 @@ struct FlowState {
     /// The packet prefilter of each direction, the flow key and rule subset it is for (see
     /// [`groups`]).
     pkt_prefilter: [Option<(engine::FlowKey, groups::Subset, groups::Prefilter)>; 2],
+    /// The same for application-layer events, per side (0 = to the server): the point, and
+    /// whether the packet came from the client, that the prefilter is for.
+    app_prefilter: [Option<(Point, bool, engine::FlowKey, groups::Prefilter)>; 2],
 }
 
 impl FlowState {
@@ -375,6 +378,7 @@ impl FlowState {
             http_open: [None; 2],
             http_fired: [Vec::new(), Vec::new()],
             pkt_prefilter: [None; 2],
+            app_prefilter: [None; 2],
         }
     }
 }
@@ -938,14 +942,19 @@ impl Detector {
         let d = usize::from(!ff.to_server);
         let packet_point = (point as usize) <= Point::PktOther as usize;
         let key = engine::FlowKey::of(&facts);
-        let cached = self
-            .flows
-            .get(v.slot, v.uid)
+        let flow = self.flows.get(v.slot, v.uid);
+        let from_client = flow.is_some_and(|f| f.client == src_ep);
+        let app_cached = flow
+            .filter(|_| !packet_point)
+            .and_then(|f| f.app_prefilter[d])
+            .filter(|&(p, fc, k, _)| p == point && fc == from_client && k == key);
+        let cached = flow
             .filter(|_| packet_point)
             .and_then(|f| f.pkt_prefilter[d]);
-        let prefilter = match cached {
-            Some((k, _, pf)) if k == key => pf,
-            _ => {
+        let prefilter = match (app_cached, cached) {
+            (Some((_, _, _, pf)), _) => pf,
+            (None, Some((k, _, pf))) if k == key => pf,
+            (None, cached) => {
                 let subset = match cached {
                     // The endpoints are the same, only the flow key moved on.
                     Some((_, s, _)) => s,
@@ -963,16 +972,22 @@ impl Detector {
                 let pf = self
                     .groups
                     .prefilter(&self.rules.compiled, point, subset, key);
-                if packet_point {
-                    if let Some(f) = self.flows.get_mut(v.slot, v.uid) {
+                if let Some(f) = self.flows.get_mut(v.slot, v.uid) {
+                    if packet_point {
                         f.pkt_prefilter[d] = Some((key, subset, pf));
+                    } else {
+                        f.app_prefilter[d] = Some((point, from_client, key, pf));
                     }
                 }
                 pf
             }
         };
-        let mut scratch = std::mem::take(&mut self.scratch);
         let index = self.groups.index(point, prefilter);
+        if packet_point && facts.payload_len == 0 && index.payload_only {
+            // Empty segments (handshakes, ACKs) give payload patterns nothing to find.
+            return;
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
         let cands = self.rules.compiled.candidates(index, src, &mut scratch);
         if cands.is_empty() {
             self.scratch = scratch;

@@ -133,7 +133,94 @@ impl AddrExpr {
 #[derive(Clone, Debug)]
 pub enum AddrMatcher {
     V4Set(Vec<(u32, u32)>),
+    /// Any other expression: the IPv4 addresses it admits as intervals, the expression
+    /// itself for IPv6.
+    V4Intervals(Vec<(u32, u32)>, AddrExpr),
     Expr(AddrExpr),
+}
+
+/// Sorted, merged inclusive intervals.
+fn merge(mut iv: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
+    iv.sort_unstable();
+    let mut merged: Vec<(u32, u32)> = Vec::with_capacity(iv.len());
+    for (lo, hi) in iv {
+        match merged.last_mut() {
+            Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+            _ => merged.push((lo, hi)),
+        }
+    }
+    merged
+}
+
+/// The IPv4 addresses outside merged intervals `iv`.
+fn complement(iv: &[(u32, u32)]) -> Vec<(u32, u32)> {
+    let mut out = Vec::with_capacity(iv.len() + 1);
+    let mut next: Option<u32> = Some(0);
+    for &(lo, hi) in iv {
+        if let Some(n) = next {
+            if lo > n {
+                out.push((n, lo - 1));
+            }
+        }
+        next = hi.checked_add(1);
+    }
+    if let Some(n) = next {
+        out.push((n, u32::MAX));
+    }
+    out
+}
+
+/// The IPv4 addresses `e` matches (see [`AddrExpr::matches`]), as merged intervals.
+fn v4_intervals(e: &AddrExpr) -> Vec<(u32, u32)> {
+    match e {
+        AddrExpr::Any => vec![(0, u32::MAX)],
+        AddrExpr::Net(p) => match p.addr {
+            IpAddr::V4(a) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(p.len)).unwrap_or(0);
+                let lo = u32::from(a) & mask;
+                vec![(lo, lo | !mask)]
+            }
+            // An IPv6 network holds no IPv4 address.
+            IpAddr::V6(_) => Vec::new(),
+        },
+        AddrExpr::Range(a, b) if a <= b => vec![(*a, *b)],
+        AddrExpr::Range(..) => Vec::new(),
+        AddrExpr::Not(inner) => complement(&v4_intervals(inner)),
+        AddrExpr::Group(items) => {
+            // Positives OR-ed (none = any), negatives subtracted.
+            let (mut pos, mut neg, mut any_pos) = (Vec::new(), Vec::new(), false);
+            for it in items {
+                match it {
+                    AddrExpr::Not(inner) => neg.extend(v4_intervals(inner)),
+                    _ => {
+                        any_pos = true;
+                        pos.extend(v4_intervals(it));
+                    }
+                }
+            }
+            let pos = if any_pos {
+                merge(pos)
+            } else {
+                vec![(0, u32::MAX)]
+            };
+            let allowed = complement(&merge(neg));
+            // Intersection of two merged lists.
+            let (mut i, mut j, mut out) = (0, 0, Vec::new());
+            while i < pos.len() && j < allowed.len() {
+                let lo = pos[i].0.max(allowed[j].0);
+                let hi = pos[i].1.min(allowed[j].1);
+                if lo <= hi {
+                    out.push((lo, hi));
+                }
+                if pos[i].1 < allowed[j].1 {
+                    i += 1;
+                } else {
+                    j += 1;
+                }
+            }
+            out
+        }
+    }
 }
 
 /// Group items from which a bisected interval list pays off.
@@ -142,10 +229,10 @@ const MIN_SET_ITEMS: usize = 8;
 impl AddrMatcher {
     pub fn new(e: &AddrExpr) -> AddrMatcher {
         let AddrExpr::Group(items) = e else {
-            return AddrMatcher::Expr(e.clone());
+            return AddrMatcher::V4Intervals(v4_intervals(e), e.clone());
         };
         if items.len() < MIN_SET_ITEMS {
-            return AddrMatcher::Expr(e.clone());
+            return AddrMatcher::V4Intervals(v4_intervals(e), e.clone());
         }
         let mut iv: Vec<(u32, u32)> = Vec::with_capacity(items.len());
         for it in items {
@@ -156,12 +243,12 @@ impl AddrMatcher {
                         let lo = u32::from(a) & mask;
                         iv.push((lo, lo | !mask));
                     }
-                    IpAddr::V6(_) => return AddrMatcher::Expr(e.clone()),
+                    IpAddr::V6(_) => return AddrMatcher::V4Intervals(v4_intervals(e), e.clone()),
                 },
                 AddrExpr::Range(a, b) if a <= b => iv.push((*a, *b)),
                 // An empty range matches nothing.
                 AddrExpr::Range(..) => {}
-                _ => return AddrMatcher::Expr(e.clone()),
+                _ => return AddrMatcher::V4Intervals(v4_intervals(e), e.clone()),
             }
         }
         iv.sort_unstable();
@@ -184,6 +271,14 @@ impl AddrMatcher {
                     i > 0 && iv[i - 1].1 >= x
                 }
                 IpAddr::V6(_) => false,
+            },
+            AddrMatcher::V4Intervals(iv, e) => match ip {
+                IpAddr::V4(v4) => {
+                    let x = u32::from(*v4);
+                    let i = iv.partition_point(|&(lo, _)| lo <= x);
+                    i > 0 && iv[i - 1].1 >= x
+                }
+                IpAddr::V6(_) => e.matches(ip),
             },
             AddrMatcher::Expr(e) => e.matches(ip),
         }
@@ -454,8 +549,55 @@ mod tests {
         let neg = v.address("[1.1.1.1,2.2.2.2,3.3.3.3,4.4.4.4,5.5.5.5,6.6.6.6,7.7.7.7,!8.8.8.8]");
         assert!(matches!(
             AddrMatcher::new(&neg.unwrap()),
-            AddrMatcher::Expr(_)
+            AddrMatcher::V4Intervals(..)
         ));
+    }
+
+    #[test]
+    fn interval_matchers_agree_with_their_expressions() {
+        let v = Vars::default();
+        let exprs = [
+            "any",
+            "$HOME_NET",
+            "$EXTERNAL_NET",
+            "!$HOME_NET",
+            "[10.0.0.0/8,!10.1.0.0/16]",
+            "[!1.2.3.4,!10.0.0.0/8]",
+            "[!$HOME_NET,1.2.3.4]",
+            "[2001:db8::/32,1.2.3.0/24]",
+            "[2001:db8::/32]",
+            "[!2001:db8::/32]",
+            "![1.0.0.0-1.0.0.255,!1.0.0.7]",
+            "[0.0.0.0/0,!255.255.255.255]",
+            "[1.1.1.1,2.2.2.2,3.3.3.3,4.4.4.4,5.5.5.5,6.6.6.6,7.7.7.7,!8.8.8.8,[9.9.9.9,!9.9.9.9]]",
+            "1.2.3.9-1.2.3.0",
+        ];
+        let probes = [
+            "0.0.0.0",
+            "1.0.0.6",
+            "1.0.0.7",
+            "1.0.1.0",
+            "1.2.3.4",
+            "1.2.3.5",
+            "2.2.2.2",
+            "8.8.8.8",
+            "9.9.9.9",
+            "10.1.2.3",
+            "10.2.3.4",
+            "172.16.0.1",
+            "192.168.1.1",
+            "255.255.255.254",
+            "255.255.255.255",
+            "2001:db8::1",
+            "2001:db9::1",
+        ];
+        for t in exprs {
+            let e = v.address(t).unwrap();
+            let m = AddrMatcher::new(&e);
+            for p in probes {
+                assert_eq!(m.matches(&ip(p)), e.matches(&ip(p)), "{t} {p}");
+            }
+        }
     }
 
     #[test]
