@@ -29,8 +29,10 @@ use crate::decode::{Decoded, Decoder, Frame};
 use crate::stats::Stats;
 use crate::ts::{Span, Ts};
 
-/// Batches in flight between the reader and the packet path.
-pub const BATCHES: usize = 4;
+/// Batches in flight between the reader and the packet path: one being filled, one being
+/// processed, one ready in between. Each holds a window of the file and its decodes (about a
+/// megabyte for a window of small packets), so more would cost memory, not speed.
+pub const BATCHES: usize = 3;
 
 #[derive(Clone, Copy, Debug)]
 struct Slot {
