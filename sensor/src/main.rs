@@ -439,11 +439,7 @@ fn upgrade(
     confirm: bool,
 ) -> ExitCode {
     use osect_sensor::upgrade;
-    let config = config.or_else(|| {
-        let p = PathBuf::from("/etc/osect/sensor.toml");
-        p.exists().then_some(p)
-    });
-    let cfg = match load_config(config.as_deref()) {
+    let (_, cfg) = match box_config(config) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -480,11 +476,7 @@ fn rules_update(
     no_reload: bool,
 ) -> ExitCode {
     use osect_sensor::detect::update::{self, Outcome, SensorReload, UpdateError};
-    let config = config.or_else(|| {
-        let p = PathBuf::from("/etc/osect/sensor.toml");
-        p.exists().then_some(p)
-    });
-    let cfg = match load_config(config.as_deref()) {
+    let (config, cfg) = match box_config(config) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -629,6 +621,17 @@ fn support(out: &Path, config: Option<PathBuf>) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The config given, else the box's own (`/etc/osect/sensor.toml`) when it exists, else the
+/// built-in one: for the commands an operator runs on the gateway without naming it.
+fn box_config(given: Option<PathBuf>) -> Result<(Option<PathBuf>, Config), ExitCode> {
+    let path = given.or_else(|| {
+        let p = PathBuf::from("/etc/osect/sensor.toml");
+        p.exists().then_some(p)
+    });
+    let cfg = load_config(path.as_deref())?;
+    Ok((path, cfg))
 }
 
 fn load_config(path: Option<&Path>) -> Result<Config, ExitCode> {

@@ -137,26 +137,10 @@ pub struct DecodedBatch {
 }
 
 impl DecodedBatch {
-    pub fn with_capacity(frames: usize) -> DecodedBatch {
-        DecodedBatch {
-            frames: Vec::with_capacity(frames),
-            layers: Vec::with_capacity(frames),
-            side: Vec::new(),
-        }
-    }
-
     pub fn clear(&mut self) {
         self.frames.clear();
         self.layers.clear();
         self.side.clear();
-    }
-
-    pub fn len(&self) -> usize {
-        self.frames.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.frames.is_empty()
     }
 
     /// Appends the decode of `frame` (the bytes `d` was decoded from).
@@ -465,7 +449,7 @@ mod tests {
             b"\x02\0\0\0\0\x01\x02\0\0\0\0\x02\x08\x06arp".to_vec(),
             vec![0; 5],
         ];
-        let mut batch = DecodedBatch::with_capacity(4);
+        let mut batch = DecodedBatch::default();
         let mut want = Vec::new();
         for f in &frames {
             let frame = Frame {
