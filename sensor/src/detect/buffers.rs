@@ -239,10 +239,44 @@ pub struct HttpSource<'a> {
     pub resp: Option<&'a HttpResponse<'a>>,
     pub to_server: bool,
     pub packet: PacketSource<'a>,
+    /// The buffers built from the transaction, each built once per inspection however many
+    /// rules ask for it.
+    pub derived: Derived,
+}
+
+/// Built buffers of an [`HttpSource`] (normalized URI and host, request/response lines, the
+/// header block and names): ET Open asks for the same one from many rule groups of a stage.
+#[derive(Default)]
+pub struct Derived([std::cell::OnceCell<Option<Vec<u8>>>; 7]);
+
+impl Derived {
+    fn slot(buf: Buf) -> Option<usize> {
+        use Buf::*;
+        Some(match buf {
+            HttpUri => 0,
+            HttpRequestLine => 1,
+            HttpResponseLine => 2,
+            HttpStart => 3,
+            HttpHost => 4,
+            HttpHeader | HttpHeaderRaw => 5,
+            HttpHeaderNames => 6,
+            _ => return None,
+        })
+    }
 }
 
 impl HttpSource<'_> {
     fn get(&self, buf: Buf) -> Option<Cow<'_, [u8]>> {
+        match Derived::slot(buf) {
+            Some(i) => self.derived.0[i]
+                .get_or_init(|| self.build(buf).map(Cow::into_owned))
+                .as_deref()
+                .map(Cow::Borrowed),
+            None => self.build(buf),
+        }
+    }
+
+    fn build(&self, buf: Buf) -> Option<Cow<'_, [u8]>> {
         use Buf::*;
         let req = self.req;
         let resp = self.resp;
@@ -359,8 +393,12 @@ impl Source for HttpSource<'_> {
                 } else {
                     self.resp.map(|r| r.headers)
                 };
+                let mut line = Vec::new();
                 hs.unwrap_or(&[]).iter().any(|(n, v)| {
-                    let line = [*n, b": ", *v].concat();
+                    line.clear();
+                    line.extend_from_slice(n);
+                    line.extend_from_slice(b": ");
+                    line.extend_from_slice(v);
                     f(&line, None)
                 })
             }
@@ -460,6 +498,7 @@ mod tests {
             resp: None,
             to_server: true,
             packet: PacketSource::default(),
+            derived: Default::default(),
         };
         let get = |b: Buf| src.get(b).map(|c| c.into_owned());
         assert_eq!(get(Buf::HttpHost).unwrap(), b"example.com");

@@ -833,6 +833,7 @@ impl Detector {
             resp,
             to_server: side == 0,
             packet: packet_only(v),
+            derived: Default::default(),
         };
         let point = if side == 0 {
             Point::HttpRequest
