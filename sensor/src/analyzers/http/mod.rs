@@ -646,6 +646,10 @@ impl HttpEvents for Events<'_, '_> {
             } else {
                 &mut tx.response_headers
             };
+            if block.capacity() == 0 {
+                // A typical header block at once, rather than growing line by line.
+                block.reserve(512.min(HEADER_BLOCK_MAX));
+            }
             append_capped(block, name, HEADER_BLOCK_MAX);
             append_capped(block, b": ", HEADER_BLOCK_MAX);
             append_capped(block, value, HEADER_BLOCK_MAX);
