@@ -47,7 +47,7 @@ impl Span {
             (frame, self.at)
         };
         let start = at as usize;
-        buf.get(start..start + self.len as usize)
+        buf.get(start..start.saturating_add(self.len as usize))
             .unwrap_or_default()
     }
 }
