@@ -224,6 +224,29 @@ impl Sensor {
         )
     }
 
+    /// Polls `ready` until it holds, for at most [`START_TIMEOUT`]; fails (with the sensor's
+    /// output) if it does not, or if the sensor exits meanwhile.
+    fn wait_for(&mut self, what: &str, mut ready: impl FnMut() -> bool) {
+        let end = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "osect-sensor run exited ({status}) before it could {what}\n{}",
+                    self.output()
+                );
+            }
+            if ready() {
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "osect-sensor run did not {what} within {START_TIMEOUT:?}\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits up to `limit` for the sensor to exit.
     fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
         let end = Instant::now() + limit;
@@ -269,27 +292,10 @@ fn start_sensor(ns: &Netns, config: &Path, dir: &Path, sensor_log: PathBuf) -> S
 
     // Wait until the sensor's capture socket runs on its interface.
     let ifindex = ns.sensor_ifindex().unwrap_or_else(|e| panic!("{e}"));
-    let end = Instant::now() + START_TIMEOUT;
-    loop {
-        if let Ok(Some(status)) = sensor.child.try_wait() {
-            panic!(
-                "osect-sensor run exited before capturing ({status})\n{}",
-                sensor.output()
-            );
-        }
-        if ns
-            .capture_running(ifindex)
+    sensor.wait_for("start capturing", || {
+        ns.capture_running(ifindex)
             .unwrap_or_else(|e| panic!("{e}"))
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < end,
-            "osect-sensor run did not start capturing within {START_TIMEOUT:?}\n{}",
-            sensor.output()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
     // The socket is bound; give libpcap a moment to finish setting up its ring.
     std::thread::sleep(Duration::from_millis(500));
     sensor
@@ -646,34 +652,28 @@ fn rules_reload_on_sighup_without_losing_packets() {
     .expect("write config");
     let mut sensor = start_sensor(&ns, &config, tmp.path(), sensor_log.clone());
 
-    // Wait for the `n`th "rules: reloaded" line in sensor.log.
-    let reloaded = |sensor: &Sensor, n: usize| {
-        let end = Instant::now() + START_TIMEOUT;
-        loop {
+    // Wait for the `n`th "rules: reloaded" line in sensor.log; it reports the one rule.
+    let reloaded = |sensor: &mut Sensor, n: usize| {
+        let mut line = String::new();
+        sensor.wait_for(&format!("log reload {n}"), || {
             let log = fs::read_to_string(&sensor_log).unwrap_or_default();
-            let done: Vec<&str> = log
+            match log
                 .lines()
                 .filter(|l| l.contains("rules: reloaded"))
-                .collect();
-            if done.len() >= n {
-                assert!(
-                    done[n - 1].contains("reloaded 1 of 1 enabled rules"),
-                    "{}",
-                    done[n - 1]
-                );
-                return;
+                .nth(n - 1)
+            {
+                Some(l) => {
+                    line = l.to_string();
+                    true
+                }
+                None => false,
             }
-            assert!(
-                Instant::now() < end,
-                "no reload {n} within {START_TIMEOUT:?}\n{}",
-                sensor.output()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        });
+        assert!(line.contains("reloaded 1 of 1 enabled rules"), "{line}");
     };
     fs::write(&rules, after).expect("rewrite rules");
     signal(&sensor, "HUP");
-    reloaded(&sensor, 1);
+    reloaded(&mut sensor, 1);
 
     let mut replay = ns.exec("tcpreplay");
     replay.args(["-i", &ns.replay_if]).arg(&trace);
@@ -684,7 +684,7 @@ fn rules_reload_on_sighup_without_losing_packets() {
     // The capture lasts 6.4 s at its original pace: reload again in the middle of it.
     std::thread::sleep(Duration::from_secs(2));
     signal(&sensor, "HUP");
-    reloaded(&sensor, 2);
+    reloaded(&mut sensor, 2);
     replaying
         .join()
         .expect("tcpreplay thread")

@@ -17,12 +17,11 @@ use super::{
 };
 use crate::ts::Ts;
 
-/// A frame's outer TCP/UDP 5-tuple (for the flow table's look-ahead: `FlowTable::prefetch_cell`);
-/// addresses in 16 bytes, IPv4 as `::ffff:a.b.c.d`.
+/// A frame's outer TCP/UDP 5-tuple (for the flow table's look-ahead: `FlowTable::prefetch_cell`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FiveTuple {
-    pub src: [u8; 16],
-    pub dst: [u8; 16],
+    pub src: IpAddr,
+    pub dst: IpAddr,
     pub src_port: u16,
     pub dst_port: u16,
     pub proto: u8,
@@ -240,14 +239,9 @@ impl DecodedBatch {
             } => (src_port, dst_port),
             _ => return None,
         };
-        // IPv4 as ::ffff:a.b.c.d, built as one integer (`to_ipv6_mapped` goes byte by byte).
-        let octets = |a: IpAddr| match a {
-            IpAddr::V4(v4) => ((0xffff_u128 << 32) | u128::from(u32::from(v4))).to_be_bytes(),
-            IpAddr::V6(v6) => v6.octets(),
-        };
         Some(FiveTuple {
-            src: octets(l.src),
-            dst: octets(l.dst),
+            src: l.src,
+            dst: l.dst,
             src_port,
             dst_port,
             proto: l.proto,

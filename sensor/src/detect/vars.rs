@@ -251,15 +251,7 @@ impl AddrMatcher {
                 _ => return AddrMatcher::V4Intervals(v4_intervals(e), e.clone()),
             }
         }
-        iv.sort_unstable();
-        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(iv.len());
-        for (lo, hi) in iv {
-            match merged.last_mut() {
-                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
-                _ => merged.push((lo, hi)),
-            }
-        }
-        AddrMatcher::V4Set(merged)
+        AddrMatcher::V4Set(merge(iv))
     }
 
     pub fn matches(&self, ip: &IpAddr) -> bool {

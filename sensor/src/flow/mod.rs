@@ -456,6 +456,17 @@ fn icmp_ports(v6: bool, icmp_type: u8, code: u8) -> (u16, u16) {
     (icmp_type as u16, counterpart.unwrap_or(code) as u16)
 }
 
+/// Entries backed with memory in one step ahead of use: 2 MiB of them (see
+/// `FlowTable::populate_ahead`).
+const POPULATE_STRETCH: usize = {
+    let n = (2 << 20) / std::mem::size_of::<Conn>();
+    if n == 0 {
+        1
+    } else {
+        n
+    }
+};
+
 fn is_broadcast(ip: &IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_broadcast() || v4.octets()[3] == 255,
@@ -495,12 +506,11 @@ impl FlowTable {
     /// [`memory::populate_in_background`]), so that first use of an entry costs no page fault
     /// on the packet path; at most about one stretch (2 MiB) is backed ahead of use.
     fn populate_ahead(&mut self) {
-        const STRETCH: usize = 2 << 20;
         let cap = self.cfg.max_flows;
         if self.populated >= cap {
             return;
         }
-        let per = (STRETCH / std::mem::size_of::<Conn>()).max(1);
+        let per = POPULATE_STRETCH;
         let end = (self.populated + per).min(cap);
         memory::populate_in_background(
             self.slots.as_ptr().wrapping_add(self.populated),
@@ -539,11 +549,11 @@ impl FlowTable {
     pub fn prefetch_cell(&self, t: &FiveTuple) -> u64 {
         let (key, _) = FlowKey::new(
             Endpoint {
-                addr: Addr(t.src),
+                addr: Addr::from_ip(t.src),
                 port: t.src_port,
             },
             Endpoint {
-                addr: Addr(t.dst),
+                addr: Addr::from_ip(t.dst),
                 port: t.dst_port,
             },
             t.proto,
@@ -1126,8 +1136,7 @@ impl FlowTable {
         if self.slots.len() < self.cfg.max_flows {
             // Within the reserved capacity: never reallocates.
             self.slots.push(Conn::blank());
-            let per = (2 << 20) / std::mem::size_of::<Conn>();
-            if self.slots.len() + per / 4 >= self.populated {
+            if self.slots.len() + POPULATE_STRETCH / 4 >= self.populated {
                 self.populate_ahead();
             }
             return (self.slots.len() - 1) as u32;
