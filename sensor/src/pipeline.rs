@@ -106,6 +106,8 @@ pub struct PacketPath {
     stats: Arc<Stats>,
     /// Frames and bytes counted in but not yet added to `stats` (see [`PacketPath::publish`]).
     unpublished: (u64, u64),
+    /// Frames read so far, this one included.
+    frames: u64,
 }
 
 impl PacketPath {
@@ -136,6 +138,7 @@ impl PacketPath {
             tx,
             stats,
             unpublished: (0, 0),
+            frames: 0,
         };
         path.analyzers.detect = detector;
         path
@@ -193,6 +196,10 @@ impl PacketPath {
     fn arrive(&mut self, p: &RawPacket<'_>) -> Ts {
         self.unpublished.0 += 1;
         self.unpublished.1 += p.data.len() as u64;
+        self.frames += 1;
+        if let Some(d) = self.analyzers.detect.as_mut() {
+            d.frame(self.frames);
+        }
         // Packets going back in time (reordered captures) do not move the clocks backwards.
         let ts = p.ts.max(self.flows.now());
         self.roll_intervals(ts);

@@ -205,3 +205,28 @@ fn et_open_loads() {
         r.enabled
     );
 }
+
+/// `pcap_cnt` is the 1-based number of the packet that raised the alert, counting every
+/// frame of the capture (the agreement floor above would let a wrong count pass).
+#[test]
+fn pcap_cnt_is_the_frame_number() {
+    let dir = corpus().join("verify");
+    let cases = cases(&dir);
+    let case = cases
+        .get("dns-detect-query-02")
+        .expect("dns-detect-query-02 case");
+    let tmp = tempfile::tempdir().unwrap();
+    let eve = run("dns-detect-query-02", case, tmp.path());
+    let mut got: Vec<(u64, u64)> = eve
+        .iter()
+        .filter(|e| e["event_type"] == "alert")
+        .map(|e| {
+            (
+                e["alert"]["signature_id"].as_u64().unwrap(),
+                e["pcap_cnt"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, [(1, 1), (2, 3)]);
+}

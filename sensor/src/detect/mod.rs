@@ -431,6 +431,8 @@ pub struct Detector {
     in_iface: Option<String>,
     /// Put `pcap_cnt` (the packet counter) into alerts: replays.
     pcap_cnt: bool,
+    /// 1-based number of the frame being processed (see [`Detector::frame`]).
+    frame_no: u64,
     /// Reused for the stream window of each packet.
     window: Vec<u8>,
     stats: Arc<Stats>,
@@ -492,6 +494,7 @@ impl Detector {
             midstream: cfg.midstream,
             in_iface: None,
             pcap_cnt: false,
+            frame_no: 0,
             window: Vec::with_capacity(STREAM_TAIL + 2048),
             stats,
         }
@@ -518,6 +521,14 @@ impl Detector {
     /// Replays: alerts carry the 1-based packet number.
     pub fn set_pcap_cnt(&mut self, on: bool) {
         self.pcap_cnt = on;
+    }
+
+    /// The packet path is at frame `n` (1-based, counting every frame read): what
+    /// `pcap_cnt` shows. Told per frame because the shared frame counters are only
+    /// published per batch.
+    #[inline]
+    pub fn frame(&mut self, n: u64) {
+        self.frame_no = n;
     }
 
     /// Suricata's `stream.midstream`: connections picked up without their handshake are
@@ -1127,11 +1138,7 @@ impl Detector {
             ts: v.ts,
             flow_id,
             in_iface: self.in_iface.as_deref(),
-            pcap_cnt: self.pcap_cnt.then(|| {
-                self.stats
-                    .packets_read
-                    .load(std::sync::atomic::Ordering::Relaxed)
-            }),
+            pcap_cnt: self.pcap_cnt.then_some(self.frame_no),
             vlan: v.frame.vlan,
             src: f.src,
             dst: f.dst,
