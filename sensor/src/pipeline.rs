@@ -19,6 +19,7 @@ use crate::capture::{CaptureError, RawPacket};
 use crate::config::Config;
 use crate::decode::detached::DecodedBatch;
 use crate::decode::{Decoded, Decoder};
+use crate::detect::stage::DetectLink;
 use crate::detect::Detector;
 use crate::flow::FlowTable;
 use crate::logs::zeek::Utf8Policy;
@@ -59,9 +60,38 @@ const MAX_APP_CONNS: usize = 1 << 16;
 /// Records per message to the writer.
 const BATCH: usize = 256;
 
+mod detect_thread;
+use detect_thread::Downstream;
+
+/// Where the packet thread's log messages go: straight to the writer, or through the
+/// detection thread (which puts alerts in between, in order).
+#[derive(Clone)]
+enum LogTx {
+    Direct(Sender<LogMsg>),
+    Staged(Sender<Downstream>),
+}
+
+impl LogTx {
+    fn send(&self, m: LogMsg) {
+        let _ = match self {
+            LogTx::Direct(tx) => tx.send(m).map_err(|_| ()),
+            LogTx::Staged(tx) => tx.send(Downstream::Log(m)).map_err(|_| ()),
+        };
+    }
+
+    fn counters(&self, snap: crate::stats::StatsSnapshot) {
+        let _ = match self {
+            LogTx::Direct(tx) => tx.send(LogMsg::Counters(snap.to_line())).map_err(|_| ()),
+            LogTx::Staged(tx) => tx
+                .send(Downstream::Counters(Box::new(snap)))
+                .map_err(|_| ()),
+        };
+    }
+}
+
 /// Sends records to the log writer in bounded batches.
 struct BatchSender {
-    tx: Sender<LogMsg>,
+    tx: LogTx,
     batch: Vec<Record>,
     /// Batches the writer is done with: their records are dropped on this thread, which
     /// allocated them (see [`logs::run_writer`]), and their buffers reused.
@@ -85,7 +115,7 @@ impl RecordSink for BatchSender {
             }
             let next = next.unwrap_or_else(|| Vec::with_capacity(BATCH));
             let full = std::mem::replace(&mut self.batch, next);
-            let _ = self.tx.send(LogMsg::Records(full));
+            self.tx.send(LogMsg::Records(full));
         }
     }
 }
@@ -102,7 +132,10 @@ pub struct PacketPath {
     flows: FlowTable,
     analyzers: Analyzers,
     intervals: Option<Intervals>,
-    tx: Sender<LogMsg>,
+    tx: LogTx,
+    /// With rules loaded: the detection thread's channel, and the batch being processed
+    /// (shared with the detection thread until it is done with its items).
+    detect: Option<(Sender<Downstream>, Option<Arc<PacketBatch>>)>,
     stats: Arc<Stats>,
     /// Frames and bytes counted in but not yet added to `stats` (see [`PacketPath::publish`]).
     unpublished: (u64, u64),
@@ -114,9 +147,9 @@ impl PacketPath {
     fn new(
         cfg: &Config,
         stats: Arc<Stats>,
-        (tx, spent): WriterLink,
+        (tx, spent): (LogTx, Receiver<Vec<Record>>),
         interval: Option<Span>,
-        detector: Option<Detector>,
+        detect: Option<Sender<Downstream>>,
     ) -> PacketPath {
         let local = cfg.conn.local_prefixes().unwrap_or_default();
         let mut path = PacketPath {
@@ -136,12 +169,31 @@ impl PacketPath {
             .with_enabled(cfg.analyzers.enabled),
             intervals: interval.map(|len| Intervals { len, start: None }),
             tx,
+            detect: detect.map(|d| (d, None)),
             stats,
             unpublished: (0, 0),
             frames: 0,
         };
-        path.analyzers.detect = detector;
+        if path.detect.is_some() {
+            path.analyzers.detect = Some(DetectLink::default());
+        }
         path
+    }
+
+    /// Hands the detection items so far to the detection thread; `last`: with the batch
+    /// (the packet path is done with it).
+    fn flush_detect(&mut self, last: bool) {
+        let (Some((tx, batch)), Some(link)) =
+            (self.detect.as_mut(), self.analyzers.detect.as_mut())
+        else {
+            return;
+        };
+        if link.is_empty() && !(last && batch.is_some()) {
+            return;
+        }
+        let items = link.take(Vec::new());
+        let batch = if last { batch.take() } else { batch.clone() };
+        let _ = tx.send(Downstream::Detect { batch, items, last });
     }
 
     /// Closes intervals that end at or before `now` and opens the one holding `now`.
@@ -153,7 +205,7 @@ impl PacketPath {
         let Some(mut start) = iv.start else {
             let s = now.floor_to(len);
             iv.start = Some(s);
-            let _ = self.tx.send(LogMsg::OpenInterval(s));
+            self.tx.send(LogMsg::OpenInterval(s));
             return;
         };
         let mut empties = 0;
@@ -163,18 +215,17 @@ impl PacketPath {
             self.analyzers.advance(boundary);
             self.flows.interim_rows(boundary, len, &mut self.analyzers);
             self.analyzers.flush();
+            self.flush_detect(false);
             self.publish();
-            let _ = self
-                .tx
-                .send(LogMsg::Counters(self.stats.snapshot().to_line()));
-            let _ = self.tx.send(LogMsg::CloseInterval);
+            self.tx.counters(self.stats.snapshot());
+            self.tx.send(LogMsg::CloseInterval);
             empties += 1;
             start = if empties >= MAX_EMPTY_INTERVALS {
                 now.floor_to(len)
             } else {
                 boundary
             };
-            let _ = self.tx.send(LogMsg::OpenInterval(start));
+            self.tx.send(LogMsg::OpenInterval(start));
         }
         if let Some(iv) = self.intervals.as_mut() {
             iv.start = Some(start);
@@ -197,9 +248,6 @@ impl PacketPath {
         self.unpublished.0 += 1;
         self.unpublished.1 += p.data.len() as u64;
         self.frames += 1;
-        if let Some(d) = self.analyzers.detect.as_mut() {
-            d.frame(self.frames);
-        }
         // Packets going back in time (reordered captures) do not move the clocks backwards.
         let ts = p.ts.max(self.flows.now());
         self.roll_intervals(ts);
@@ -209,6 +257,9 @@ impl PacketPath {
     /// Frame `i` of `decoded` (`p` is its bytes) through the packet path.
     fn on_decoded(&mut self, p: RawPacket<'_>, decoded: &DecodedBatch, i: usize) {
         let ts = self.arrive(&p);
+        if let Some(link) = self.analyzers.detect.as_mut() {
+            link.frame(i as u32, self.frames);
+        }
         let mut d = Decoded::new(p.ts);
         if decoded.get_into(i, p.data, &mut d).is_ok() {
             self.analyzers.advance(ts);
@@ -253,6 +304,23 @@ impl PacketPath {
         self.publish();
     }
 
+    /// [`PacketPath::on_batch`] on a batch of its own; gives the batch back when it can be
+    /// reused now, keeps it for the detection thread otherwise.
+    pub fn take_batch(&mut self, batch: PacketBatch) -> Option<PacketBatch> {
+        if self.detect.is_none() {
+            self.on_batch(&batch);
+            return Some(batch);
+        }
+        let batch = Arc::new(batch);
+        if let Some((_, b)) = self.detect.as_mut() {
+            *b = Some(batch.clone());
+        }
+        self.on_batch(&batch);
+        drop(batch);
+        self.flush_detect(true);
+        None
+    }
+
     /// Advances time without a packet (live capture on a quiet link).
     pub fn tick(&mut self, now: Ts) {
         if now <= self.flows.now() {
@@ -262,18 +330,18 @@ impl PacketPath {
         self.flows.advance(now, &mut self.analyzers);
         self.analyzers.advance(now);
         self.analyzers.flush();
+        self.flush_detect(false);
     }
 
     /// End of input: every connection gets its row, the last interval is closed.
     pub fn finish(mut self) {
         self.flows.flush_all(&mut self.analyzers);
         self.analyzers.finish();
+        self.flush_detect(false);
         self.publish();
-        let _ = self
-            .tx
-            .send(LogMsg::Counters(self.stats.snapshot().to_line()));
+        self.tx.counters(self.stats.snapshot());
         if self.intervals.is_some() {
-            let _ = self.tx.send(LogMsg::CloseInterval);
+            self.tx.send(LogMsg::CloseInterval);
         }
     }
 }
@@ -296,6 +364,64 @@ fn tz_of(cfg: &Config) -> chrono_tz::Tz {
 
 /// The packet path's ends of the writer's channels: records out, written batches back.
 type WriterLink = (Sender<LogMsg>, Receiver<Vec<Record>>);
+
+/// Messages the detection thread may hold back from the packet path: a batch's items or a
+/// batch of records each.
+const DETECT_QUEUE: usize = LOG_QUEUE + 8;
+
+/// What runs below the packet path: the log writer and, with rules loaded, the detection
+/// thread in front of it.
+struct Downstreams {
+    writer: JoinHandle<std::io::Result<()>>,
+    detect_thread: Option<JoinHandle<()>>,
+}
+
+/// The packet path's ends of the channels below it: log messages out and written record
+/// batches back, and the detection thread's channel when there is one.
+type PathLinks = ((LogTx, Receiver<Vec<Record>>), Option<Sender<Downstream>>);
+
+impl Downstreams {
+    fn spawn(
+        mode: OutputMode,
+        cfg: &Config,
+        stats: &Arc<Stats>,
+        spool_tx: Option<Sender<PathBuf>>,
+        detector: Option<Detector>,
+        reader: &mut CaptureReader,
+    ) -> (Downstreams, PathLinks) {
+        let ((wtx, spent), writer) = spawn_writer(mode, cfg, stats.clone(), spool_tx);
+        match detector {
+            None => (
+                Downstreams {
+                    writer,
+                    detect_thread: None,
+                },
+                ((LogTx::Direct(wtx), spent), None),
+            ),
+            Some(d) => {
+                let (dtx, drx) = bounded(DETECT_QUEUE);
+                // The detection thread holds a batch while the packet path works on the next.
+                reader.add_batch();
+                let h = detect_thread::spawn(d, drx, wtx, reader.recycler(), stats.clone());
+                (
+                    Downstreams {
+                        writer,
+                        detect_thread: Some(h),
+                    },
+                    ((LogTx::Staged(dtx.clone()), spent), Some(dtx)),
+                )
+            }
+        }
+    }
+
+    /// Waits for the threads after the packet path (every sender) is gone.
+    fn join(self) -> Result<std::io::Result<()>, PipelineError> {
+        if let Some(h) = self.detect_thread {
+            h.join().map_err(|_| PipelineError::WriterGone)?;
+        }
+        self.writer.join().map_err(|_| PipelineError::WriterGone)
+    }
+}
 
 fn spawn_writer(
     mode: OutputMode,
@@ -447,11 +573,15 @@ impl PacketPath {
                         Stats::inc(&self.stats.rules_reloaded);
                     }
                 }
-                let old = std::mem::replace(&mut self.analyzers.detect, new);
-                if let Some(old) = old {
-                    let _ = std::thread::Builder::new()
-                        .name("rules-drop".into())
-                        .spawn(move || drop(old));
+                match &self.detect {
+                    // In order: packets before this point meet the old set, after it the new.
+                    Some((tx, _)) => {
+                        let _ = tx.send(Downstream::Rules(new.map(Box::new)));
+                    }
+                    None if new.is_some() => {
+                        log::warn!("rules: detection was off at start; restart to turn it on")
+                    }
+                    None => {}
                 }
             }
             Err(e) => {
@@ -496,28 +626,32 @@ pub fn replay(
     } else {
         (OutputMode::Single(out.to_path_buf()), None)
     };
-    let (tx, writer) = spawn_writer(
-        mode,
-        cfg,
-        stats.clone(),
-        spool.as_ref().map(|s| s.0.clone()),
-    );
-    let interval = bundles.then(|| Span::from_secs(cfg.output.interval_secs as i64));
-    let mut path = PacketPath::new(cfg, stats.clone(), tx, interval, detector);
-    let mut errors = Vec::new();
     let decoder = Decoder::new(cfg.decode.to_decode_config(), stats.clone());
     let mut reader = CaptureReader::files(files.to_vec(), decoder);
+    let (down, (link, detect)) = Downstreams::spawn(
+        mode,
+        cfg,
+        &stats,
+        spool.as_ref().map(|s| s.0.clone()),
+        detector,
+        &mut reader,
+    );
+    let interval = bundles.then(|| Span::from_secs(cfg.output.interval_secs as i64));
+    let mut path = PacketPath::new(cfg, stats.clone(), link, interval, detect);
+    let mut errors = Vec::new();
     while let Some(mut batch) = reader.next_batch() {
-        path.on_batch(&batch);
         if let Some(e) = batch.error.take() {
             errors.push(e);
         }
-        reader.recycle(batch);
+        if let Some(batch) = path.take_batch(batch) {
+            reader.recycle(batch);
+        }
     }
     drop(reader);
     path.finish();
-    // Dropping the packet path closes the channel; the writer then finishes.
-    let written = writer.join().map_err(|_| PipelineError::WriterGone)?;
+    // Dropping the packet path closes the channels; the detection thread and the writer
+    // then finish.
+    let written = down.join()?;
     written.map_err(|source| PipelineError::Output {
         path: out.to_path_buf(),
         source,
@@ -582,16 +716,20 @@ pub fn run_live(
             .spawn(move || uploader.run(&stop, Some(wake_rx)))
             .expect("spawning the upload thread");
     }
-    let (tx, writer) = spawn_writer(
+    let decoder = Decoder::new(cfg.decode.to_decode_config(), stats.clone());
+    let mut reader = CaptureReader::live(cap, decoder, stop, stats.clone());
+    let (down, (link, detect)) = Downstreams::spawn(
         OutputMode::Intervals {
             log_dir: cfg.output.log_dir.clone(),
         },
         cfg,
-        stats.clone(),
+        &stats,
         Some(stx.clone()),
+        detector,
+        &mut reader,
     );
     let interval = Span::from_secs(cfg.output.interval_secs as i64);
-    let mut path = PacketPath::new(cfg, stats.clone(), tx, Some(interval), detector);
+    let mut path = PacketPath::new(cfg, stats.clone(), link, Some(interval), detect);
     log::info!(
         "capturing on {} (flow table {} entries x {} bytes)",
         cfg.capture.interface.as_deref().unwrap_or("?"),
@@ -605,26 +743,26 @@ pub fn run_live(
         stats: stats.clone(),
         loading: None,
     };
-    let decoder = Decoder::new(cfg.decode.to_decode_config(), stats.clone());
-    let mut reader = CaptureReader::live(cap, decoder, stop, stats.clone());
     while let Some(mut batch) = reader.next_batch() {
         if let Some(loaded) = reloader.poll() {
             path.swap_rules(loaded);
         }
-        path.on_batch(&batch);
-        if batch.quiet {
+        if let Some(e) = batch.error.take() {
+            log::error!("{e}");
+        }
+        let quiet = batch.quiet;
+        if let Some(batch) = path.take_batch(batch) {
+            reader.recycle(batch);
+        }
+        if quiet {
             // A quiet link: let wall-clock time close intervals and expire flows, with a
             // little grace for packets still in the kernel buffer.
             path.tick(Ts(wall_now().0 - 2_000_000));
         }
-        if let Some(e) = batch.error.take() {
-            log::error!("{e}");
-        }
-        reader.recycle(batch);
     }
     drop(reader);
     path.finish();
-    let written = writer.join().map_err(|_| PipelineError::WriterGone)?;
+    let written = down.join()?;
     drop(stx);
     let _ = sh.join();
     written.map_err(|source| PipelineError::Output {

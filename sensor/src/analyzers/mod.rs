@@ -243,7 +243,8 @@ pub struct Analyzers {
     /// `[analyzers] enabled`: off, only conn rows (and detection, if configured) come out.
     enabled: bool,
     /// Signature detection, when rules are configured.
-    pub detect: Option<crate::detect::Detector>,
+    /// With rules loaded: what the detection thread is handed (see [`crate::detect::stage`]).
+    pub detect: Option<crate::detect::stage::DetectLink>,
 }
 
 impl Analyzers {
@@ -333,7 +334,10 @@ impl FlowSink for Analyzers {
     fn conn_row(&mut self, mut row: ConnSummary) {
         if row.reason != RowReason::Interim {
             if let Some(d) = self.detect.as_mut() {
-                d.conn_end(row.slot, row.uid);
+                d.push(crate::detect::stage::Item::ConnEnd {
+                    slot: row.slot,
+                    uid: row.uid,
+                });
             }
         }
         let out = self.out.as_mut();
@@ -363,7 +367,7 @@ impl FlowSink for Analyzers {
 
     fn packet(&mut self, v: &PacketView<'_, '_>) {
         if let Some(d) = self.detect.as_mut() {
-            d.on_packet(v, self.out.as_mut());
+            d.packet(v);
         }
         if !self.enabled {
             return;
@@ -397,8 +401,10 @@ impl FlowSink for Analyzers {
                 st.confirm("dns");
             }
         }
-        if let Some(det) = self.detect.as_ref() {
-            crate::detect::feed::attach_http(&mut st.http, v, det);
+        if let Some(d) = self.detect.as_mut() {
+            d.push(crate::detect::stage::Item::HttpTurn {
+                analyzer: st.http.is_some(),
+            });
         }
         if let Some(h) = st.http.as_mut() {
             match crate::detect::feed::http_packet(&mut self.http, h, v, out, self.detect.as_mut())

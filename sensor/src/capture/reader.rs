@@ -127,6 +127,11 @@ impl PacketBatch {
         self.slots.iter().map(|s| self.raw(s))
     }
 
+    /// Packet `i` of [`PacketBatch::packets`].
+    pub fn packet(&self, i: usize) -> Option<RawPacket<'_>> {
+        self.slots.get(i).map(|s| self.raw(s))
+    }
+
     /// The decodes of [`PacketBatch::packets`], in the same order.
     pub fn decoded(&self) -> &DecodedBatch {
         &self.decoded
@@ -145,8 +150,9 @@ impl CaptureReader {
         name: &str,
         run: impl FnOnce(Sender<PacketBatch>, Receiver<PacketBatch>) + Send + 'static,
     ) -> CaptureReader {
-        let (full_tx, full) = bounded::<PacketBatch>(BATCHES);
-        let (empty, empty_rx) = bounded::<PacketBatch>(BATCHES);
+        // Room for one more than BATCHES on both channels (see `add_batch`).
+        let (full_tx, full) = bounded::<PacketBatch>(BATCHES + 1);
+        let (empty, empty_rx) = bounded::<PacketBatch>(BATCHES + 1);
         for _ in 0..BATCHES {
             let _ = empty.send(PacketBatch::with_capacity());
         }
@@ -189,6 +195,17 @@ impl CaptureReader {
     /// Gives a processed batch back for reuse.
     pub fn recycle(&mut self, batch: PacketBatch) {
         let _ = self.empty.send(batch);
+    }
+
+    /// Gives batches back from another thread (the detection stage, which finishes with a
+    /// batch after the packet path).
+    pub fn recycler(&self) -> Sender<PacketBatch> {
+        self.empty.clone()
+    }
+
+    /// One more batch in flight, for a pipeline with one more stage holding batches.
+    pub fn add_batch(&mut self) {
+        let _ = self.empty.try_send(PacketBatch::with_capacity());
     }
 }
 

@@ -1,7 +1,10 @@
 //! The analyzers' transactions as the detector's inputs: the HTTP analyzer's
-//! [`HttpTransaction`]s (through [`HttpTap`], an observer lent for one packet) and the DNS
-//! analyzer's parsed messages ([`dns_message`]). The detector has no protocol parsers of its
-//! own for HTTP and DNS; the analyzers' bounds (header block and body sample sizes) apply.
+//! [`HttpTransaction`]s and the DNS analyzer's parsed messages. On the packet thread they are
+//! copied into the detection link ([`http_packet`], [`dns_packet`]); on the detection thread
+//! they go through the detector ([`http_stage`], [`HttpTap`]). The detector has no protocol
+//! parsers of its own for HTTP and DNS (it runs the HTTP analyzer itself only on connections
+//! that analyzer does not read, [`attach_http`]); the analyzers' bounds (header block and body
+//! sample sizes) apply.
 
 use crate::analyzers::dns::wire::Parsed;
 use crate::analyzers::dns::{DnsAnalyzer, DnsConn};
@@ -12,77 +15,148 @@ use crate::analyzers::http::{
 use crate::analyzers::{Record, RecordSink};
 use crate::flow::PacketView;
 
-use super::buffers::{DnsMessage, HttpRequest, HttpResponse};
+use super::buffers::{HttpRequest, HttpResponse};
 use super::rule::AppProto;
+use super::stage::{DetectLink, HttpStage, Item, OwnedDns};
 use super::Detector;
 
-/// Gives the HTTP analyzer the connections Suricata reads as HTTP and Zeek does not: picked
-/// up mid-stream (with `stream.midstream`), or never attached by Zeek's port and content
-/// rules. They are parsed for the detector only, oriented by the detector's client.
-pub fn attach_http(http: &mut Option<Box<HttpConn>>, v: &PacketView<'_, '_>, det: &Detector) {
+/// Parses HTTP for the detector on the connections Suricata reads as HTTP and Zeek does not:
+/// picked up mid-stream (with `stream.midstream`), or never attached by Zeek's port and content
+/// rules. Those are parsed here (oriented by the detector's client) and inspected as they
+/// complete. `analyzer` says whether the HTTP analyzer keeps a state for the connection; the
+/// return value whether the detector inspects what that analyzer parses from this packet.
+pub fn attach_http(
+    det: &mut Detector,
+    http: &mut HttpAnalyzer,
+    v: &PacketView<'_, '_>,
+    analyzer: bool,
+    alerts: &mut Vec<Record>,
+) -> bool {
     let Some((client, app)) = det.flow_of(v) else {
-        return;
+        return analyzer;
     };
     if v.partial && !det.midstream() {
-        return;
+        return analyzer;
     }
-    match http {
-        Some(h) if v.partial && !h.is_observe_only() => h.observe_only(client),
-        Some(_) => {}
-        None if app == Some(AppProto::Http) => {
-            let mut h = Box::<HttpConn>::default();
-            h.observe_only(client);
-            *http = Some(h);
-        }
-        None => {}
-    }
+    let mut conn = match det.take_own_http(v) {
+        Some(c) => c,
+        // Zeek ignores a connection not seen from its handshake: the detector reads it.
+        None if analyzer && v.partial => observed(client),
+        None if analyzer => return true,
+        None if app == Some(AppProto::Http) => observed(client),
+        None => return false,
+    };
+    let mut tap = HttpTap {
+        det,
+        v,
+        alerts: std::mem::take(alerts),
+    };
+    // Observe-only connections write nothing.
+    let mut nothing: Vec<Record> = Vec::new();
+    http.packet_observed(&mut conn, v, &mut nothing, Some(&mut tap));
+    *alerts = tap.alerts;
+    det.put_own_http(v, conn);
+    false
 }
 
-/// One packet through the HTTP analyzer, its completed messages through the detector.
+fn observed(client: (std::net::IpAddr, u16)) -> Box<HttpConn> {
+    let mut h = Box::<HttpConn>::default();
+    h.observe_only(client);
+    h
+}
+
+/// One packet through the HTTP analyzer; with a detection link, the stages of transactions it
+/// completes are handed over.
 pub fn http_packet(
     http: &mut HttpAnalyzer,
     conn: &mut HttpConn,
     v: &PacketView<'_, '_>,
     out: &mut dyn RecordSink,
-    det: Option<&mut Detector>,
+    link: Option<&mut DetectLink>,
 ) -> Verdict {
-    let Some(det) = det else {
+    let Some(link) = link else {
         return http.packet(conn, v, out);
     };
-    let mut tap = HttpTap {
-        det,
-        v,
-        alerts: Vec::new(),
-    };
-    let verdict = http.packet_observed(conn, v, out, Some(&mut tap));
-    for r in tap.alerts {
-        out.record(r);
-    }
-    verdict
+    http.packet_observed(conn, v, out, Some(&mut ShipTap { link }))
 }
 
-/// One packet through the DNS analyzer, its messages through the detector.
+/// One packet through the DNS analyzer; with a detection link, its messages are handed over.
 pub fn dns_packet(
     dns: &mut DnsAnalyzer,
     conn: &mut DnsConn,
     v: &PacketView<'_, '_>,
     out: &mut dyn RecordSink,
-    det: Option<&mut Detector>,
+    link: Option<&mut DetectLink>,
 ) -> bool {
-    let Some(det) = det else {
+    let Some(link) = link else {
         return dns.packet(conn, v, out);
     };
-    let mut alerts = Vec::new();
-    let confirmed = dns.packet_observed(
+    dns.packet_observed(
         conn,
         v,
         out,
-        Some(&mut |p: &Parsed| dns_message(det, v, p, &mut alerts)),
-    );
-    for r in alerts {
-        out.record(r);
+        Some(&mut |p: &Parsed| link.push(Item::Dns(OwnedDns::of(p)))),
+    )
+}
+
+/// Lent to the HTTP analyzer on the packet thread: copies each transaction stage for the
+/// detection thread.
+struct ShipTap<'l> {
+    link: &'l mut DetectLink,
+}
+
+impl ShipTap<'_> {
+    fn ship(&mut self, stage: HttpStage, tx: &HttpTransaction) {
+        // A reply without a status line gives the detector nothing to inspect.
+        let response = matches!(
+            stage,
+            HttpStage::ResponseHeaders | HttpStage::TransactionDone
+        );
+        if response && tx.status_code.is_none() {
+            return;
+        }
+        self.link.push(Item::Http(stage, Box::new(tx.clone())));
     }
-    confirmed
+}
+
+impl HttpObserver for ShipTap<'_> {
+    fn request_headers(&mut self, _conn: &HttpConnRef, tx: &HttpTransaction) {
+        self.ship(HttpStage::RequestHeaders, tx);
+    }
+
+    fn request_done(&mut self, _conn: &HttpConnRef, tx: &HttpTransaction) {
+        self.ship(HttpStage::RequestDone, tx);
+    }
+
+    fn response_headers(&mut self, _conn: &HttpConnRef, tx: &HttpTransaction) {
+        self.ship(HttpStage::ResponseHeaders, tx);
+    }
+
+    fn transaction_done(&mut self, _conn: &HttpConnRef, tx: &HttpTransaction) {
+        self.ship(HttpStage::TransactionDone, tx);
+    }
+}
+
+/// A transaction stage the HTTP analyzer parsed, through the detector (detection thread).
+pub fn http_stage(
+    det: &mut Detector,
+    v: &PacketView<'_, '_>,
+    stage: HttpStage,
+    tx: &HttpTransaction,
+    alerts: &mut Vec<Record>,
+) {
+    let mut tap = HttpTap {
+        det,
+        v,
+        alerts: std::mem::take(alerts),
+    };
+    match stage {
+        HttpStage::RequestHeaders => tap.request(tx, false),
+        HttpStage::RequestDone => tap.request(tx, true),
+        HttpStage::ResponseHeaders => tap.response(tx, false),
+        HttpStage::TransactionDone => tap.response(tx, true),
+    }
+    *alerts = tap.alerts;
 }
 
 /// Lent to the HTTP analyzer for one packet: what the packet completes is inspected with that
@@ -176,27 +250,6 @@ impl HttpObserver for HttpTap<'_, '_, '_, '_> {
     fn transaction_done(&mut self, _conn: &HttpConnRef, tx: &HttpTransaction) {
         self.response(tx, true);
     }
-}
-
-/// Hands one DNS message the analyzer parsed to the detector.
-pub fn dns_message(
-    det: &mut Detector,
-    v: &PacketView<'_, '_>,
-    p: &Parsed,
-    alerts: &mut Vec<Record>,
-) {
-    let queries: Vec<(&[u8], u16)> = p
-        .queries
-        .iter()
-        .map(|(r, t)| (p.query_text.get(r.clone()).unwrap_or_default(), *t))
-        .collect();
-    let msg = DnsMessage {
-        id: p.header.id,
-        opcode: p.header.opcode,
-        response: p.header.qr,
-        queries: &queries,
-    };
-    det.on_dns(v, &msg, alerts);
 }
 
 #[cfg(test)]

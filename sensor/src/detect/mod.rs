@@ -25,6 +25,7 @@ pub mod parse;
 pub mod pcre;
 pub mod rule;
 pub mod slots;
+pub mod stage;
 pub mod tls;
 pub mod update;
 pub mod vars;
@@ -354,6 +355,9 @@ struct FlowState {
     /// The same for application-layer events, per side (0 = to the server): the point, and
     /// whether the packet came from the client, that the prefilter is for.
     app_prefilter: [Option<(Point, bool, engine::FlowKey, groups::Prefilter)>; 2],
+    /// HTTP parsed for detection only (see [`feed::attach_http`]): connections the HTTP
+    /// analyzer does not read.
+    http: Option<Box<crate::analyzers::http::HttpConn>>,
 }
 
 impl FlowState {
@@ -379,6 +383,7 @@ impl FlowState {
             http_fired: [Vec::new(), Vec::new()],
             pkt_prefilter: [None; 2],
             app_prefilter: [None; 2],
+            http: None,
         }
     }
 }
@@ -541,6 +546,27 @@ impl Detector {
     /// of the packet's connection, when the detector tracks it.
     pub fn flow_of(&self, v: &PacketView<'_, '_>) -> Option<((IpAddr, u16), Option<AppProto>)> {
         self.flows.get(v.slot, v.uid).map(|f| (f.client, f.app))
+    }
+
+    /// The detector's own HTTP parsing state of the packet's connection, taken out.
+    pub fn take_own_http(
+        &mut self,
+        v: &PacketView<'_, '_>,
+    ) -> Option<Box<crate::analyzers::http::HttpConn>> {
+        self.flows
+            .get_mut(v.slot, v.uid)
+            .and_then(|f| f.http.take())
+    }
+
+    /// Puts back what [`Detector::take_own_http`] took (if the connection is still tracked).
+    pub fn put_own_http(
+        &mut self,
+        v: &PacketView<'_, '_>,
+        conn: Box<crate::analyzers::http::HttpConn>,
+    ) {
+        if let Some(f) = self.flows.get_mut(v.slot, v.uid) {
+            f.http = Some(conn);
+        }
     }
 
     /// The connection ended: its state is dropped.
