@@ -136,6 +136,8 @@ pub struct PacketPath {
     /// With rules loaded: the detection thread's channel, and the batch being processed
     /// (shared with the detection thread until it is done with its items).
     detect: Option<(Sender<Downstream>, Option<Arc<PacketBatch>>)>,
+    /// Item vectors the detection thread gave back, for reuse.
+    spare_items: Option<Receiver<Vec<crate::detect::stage::Item>>>,
     stats: Arc<Stats>,
     /// Frames and bytes counted in but not yet added to `stats` (see [`PacketPath::publish`]).
     unpublished: (u64, u64),
@@ -149,8 +151,12 @@ impl PacketPath {
         stats: Arc<Stats>,
         (tx, spent): (LogTx, Receiver<Vec<Record>>),
         interval: Option<Span>,
-        detect: Option<Sender<Downstream>>,
+        detect: Option<DetectChannels>,
     ) -> PacketPath {
+        let (detect, spare_items) = match detect {
+            Some((tx, spare)) => (Some((tx, None)), Some(spare)),
+            None => (None, None),
+        };
         let local = cfg.conn.local_prefixes().unwrap_or_default();
         let mut path = PacketPath {
             flows: FlowTable::new(cfg.flow.clone(), cfg.conn.uid_seed, stats.clone()),
@@ -169,7 +175,8 @@ impl PacketPath {
             .with_enabled(cfg.analyzers.enabled),
             intervals: interval.map(|len| Intervals { len, start: None }),
             tx,
-            detect: detect.map(|d| (d, None)),
+            detect,
+            spare_items,
             stats,
             unpublished: (0, 0),
             frames: 0,
@@ -191,7 +198,8 @@ impl PacketPath {
         if link.is_empty() && !(last && batch.is_some()) {
             return;
         }
-        let items = link.take(Vec::new());
+        let spare = self.spare_items.as_ref().and_then(|r| r.try_recv().ok());
+        let items = link.take(spare.unwrap_or_default());
         let batch = if last { batch.take() } else { batch.clone() };
         let _ = tx.send(Downstream::Detect { batch, items, last });
     }
@@ -376,9 +384,15 @@ struct Downstreams {
     detect_thread: Option<JoinHandle<()>>,
 }
 
+/// The packet path's ends of the detection thread's channels: work out, item vectors back.
+type DetectChannels = (
+    Sender<Downstream>,
+    Receiver<Vec<crate::detect::stage::Item>>,
+);
+
 /// The packet path's ends of the channels below it: log messages out and written record
-/// batches back, and the detection thread's channel when there is one.
-type PathLinks = ((LogTx, Receiver<Vec<Record>>), Option<Sender<Downstream>>);
+/// batches back, and the detection thread's channels when there is one.
+type PathLinks = ((LogTx, Receiver<Vec<Record>>), Option<DetectChannels>);
 
 impl Downstreams {
     fn spawn(
@@ -402,13 +416,16 @@ impl Downstreams {
                 let (dtx, drx) = bounded(DETECT_QUEUE);
                 // The detection thread holds a batch while the packet path works on the next.
                 reader.add_batch();
-                let h = detect_thread::spawn(d, drx, wtx, reader.recycler(), stats.clone());
+                // Item vectors: one per batch in flight and a few partial ones.
+                let (spare_tx, spare_rx) = bounded(DETECT_QUEUE);
+                let h =
+                    detect_thread::spawn(d, drx, wtx, reader.recycler(), spare_tx, stats.clone());
                 (
                     Downstreams {
                         writer,
                         detect_thread: Some(h),
                     },
-                    ((LogTx::Staged(dtx.clone()), spent), Some(dtx)),
+                    ((LogTx::Staged(dtx.clone()), spent), Some((dtx, spare_rx))),
                 )
             }
         }

@@ -127,7 +127,7 @@ fn header<'a>(hs: &[(&'a [u8], &'a [u8])], name: &str) -> Option<Cow<'a, [u8]>> 
 }
 
 fn header_block(hs: &[(&[u8], &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(hs.iter().map(|(n, v)| n.len() + v.len() + 4).sum());
     for (n, v) in hs {
         out.extend_from_slice(n);
         out.extend_from_slice(b": ");
@@ -138,7 +138,8 @@ fn header_block(hs: &[(&[u8], &[u8])]) -> Vec<u8> {
 }
 
 fn header_names(hs: &[(&[u8], &[u8])]) -> Vec<u8> {
-    let mut out = b"\r\n".to_vec();
+    let mut out = Vec::with_capacity(4 + hs.iter().map(|(n, _)| n.len() + 2).sum::<usize>());
+    out.extend_from_slice(b"\r\n");
     for (n, _) in hs {
         out.extend_from_slice(n);
         out.extend_from_slice(b"\r\n");
@@ -164,6 +165,12 @@ pub fn normalize_uri(raw: &[u8]) -> Vec<u8> {
         Some(p) => (&u[..p], Some(&u[p..])),
         None => (u, None),
     };
+    // Most URIs have nothing to decode and no dot to resolve: they are their own normal form.
+    if !path.iter().any(|&b| b == b'%' || b == b'.')
+        && !query.is_some_and(|q| q.iter().any(|&b| b == b'%' || b == b'+'))
+    {
+        return u.to_vec();
+    }
     let mut dec = Vec::with_capacity(path.len());
     // '+' is only a space in the query.
     let mut i = 0;
@@ -476,6 +483,20 @@ mod tests {
         );
         assert_eq!(normalize_uri(b"http://Host:80/x/y"), b"/x/y");
         assert_eq!(normalize_uri(b"/a/.."), b"/");
+        // Nothing to decode or resolve: unchanged (the shortcut), as the full path gives.
+        for plain in [
+            &b"/a//b/"[..],
+            b"/",
+            b"",
+            b"?x=1",
+            b"*",
+            b"/api/v1/tags?id=7&z",
+        ] {
+            assert_eq!(normalize_uri(plain), plain);
+        }
+        assert_eq!(normalize_uri(b"http://h/a/b?q"), b"/a/b?q");
+        assert_eq!(normalize_uri(b"/a.b/c"), b"/a.b/c");
+        assert_eq!(normalize_uri(b"/a?b+c"), b"/a?b c");
         assert_eq!(normalize_host(b"WWW.Example.com:8080"), b"www.example.com");
     }
 

@@ -59,11 +59,14 @@ impl RecordSink for AlertSender {
 }
 
 /// Starts the detection thread with `detector`; it ends when every sender of `rx` is gone.
+/// Item vectors it is done with go back through `spare` (a batch's items are thousands: grown
+/// afresh for every batch, their reallocations cost the packet thread more than the items).
 pub fn spawn(
     detector: Detector,
     rx: Receiver<Downstream>,
     writer: Sender<LogMsg>,
     recycle: Sender<PacketBatch>,
+    spare: Sender<Vec<Item>>,
     stats: Arc<Stats>,
 ) -> JoinHandle<()> {
     std::thread::Builder::new()
@@ -78,7 +81,9 @@ pub fn spawn(
                 match m {
                     Downstream::Detect { batch, items, last } => {
                         stage.process(batch.as_deref(), &items, &mut alerts);
-                        drop(items);
+                        let mut items = items;
+                        items.clear();
+                        let _ = spare.try_send(items);
                         if let (true, Some(b)) = (last, batch) {
                             // Earlier messages' references were dropped as they ran.
                             if let Ok(b) = Arc::try_unwrap(b) {
