@@ -137,7 +137,7 @@ pub struct PacketPath {
     /// (shared with the detection thread until it is done with its items).
     detect: Option<(Sender<Downstream>, Option<Arc<PacketBatch>>)>,
     /// Item vectors the detection thread gave back, for reuse.
-    spare_items: Option<Receiver<Vec<crate::detect::stage::Item>>>,
+    spare_items: Option<Receiver<crate::detect::stage::Work>>,
     stats: Arc<Stats>,
     /// Frames and bytes counted in but not yet added to `stats` (see [`PacketPath::publish`]).
     unpublished: (u64, u64),
@@ -199,9 +199,9 @@ impl PacketPath {
             return;
         }
         let spare = self.spare_items.as_ref().and_then(|r| r.try_recv().ok());
-        let items = link.take(spare.unwrap_or_default());
+        let work = link.take(spare.unwrap_or_default());
         let batch = if last { batch.take() } else { batch.clone() };
-        let _ = tx.send(Downstream::Detect { batch, items, last });
+        let _ = tx.send(Downstream::Detect { batch, work, last });
     }
 
     /// Closes intervals that end at or before `now` and opens the one holding `now`.
@@ -385,10 +385,7 @@ struct Downstreams {
 }
 
 /// The packet path's ends of the detection thread's channels: work out, item vectors back.
-type DetectChannels = (
-    Sender<Downstream>,
-    Receiver<Vec<crate::detect::stage::Item>>,
-);
+type DetectChannels = (Sender<Downstream>, Receiver<crate::detect::stage::Work>);
 
 /// The packet path's ends of the channels below it: log messages out and written record
 /// batches back, and the detection thread's channels when there is one.

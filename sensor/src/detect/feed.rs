@@ -17,7 +17,7 @@ use crate::flow::PacketView;
 
 use super::buffers::{HttpRequest, HttpResponse};
 use super::rule::AppProto;
-use super::stage::{DetectLink, HttpStage, Item, OwnedDns};
+use super::stage::{DetectLink, HttpStage};
 use super::Detector;
 
 /// Parses HTTP for the detector on the connections Suricata reads as HTTP and Zeek does not:
@@ -91,12 +91,7 @@ pub fn dns_packet(
     let Some(link) = link else {
         return dns.packet(conn, v, out);
     };
-    dns.packet_observed(
-        conn,
-        v,
-        out,
-        Some(&mut |p: &Parsed| link.push(Item::Dns(OwnedDns::of(p)))),
-    )
+    dns.packet_observed(conn, v, out, Some(&mut |p: &Parsed| link.dns(p)))
 }
 
 /// Lent to the HTTP analyzer on the packet thread: copies each transaction stage for the
@@ -115,7 +110,7 @@ impl ShipTap<'_> {
         if response && tx.status_code.is_none() {
             return;
         }
-        self.link.push(Item::Http(stage, Box::new(tx.clone())));
+        self.link.http(stage, &TxView::of(tx));
     }
 }
 
@@ -142,7 +137,7 @@ pub fn http_stage(
     det: &mut Detector,
     v: &PacketView<'_, '_>,
     stage: HttpStage,
-    tx: &HttpTransaction,
+    tx: &TxView<'_>,
     alerts: &mut Vec<Record>,
 ) {
     let mut tap = HttpTap {
@@ -188,46 +183,79 @@ fn version_text(v: Option<Version>) -> Option<[u8; 8]> {
     Some([b'H', b'T', b'T', b'P', b'/', t[0], t[1], t[2]])
 }
 
+/// The parts of a transaction the detector reads: borrowed from the HTTP analyzer's
+/// transaction, or from the copy a detection link carries ([`super::stage::HttpCopy`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TxView<'t> {
+    pub method: &'t [u8],
+    pub uri: &'t [u8],
+    pub request_version: Option<Version>,
+    pub request_headers: &'t [u8],
+    pub request_body: &'t [u8],
+    pub status_code: Option<u16>,
+    pub status_msg: Option<&'t [u8]>,
+    pub response_version: Option<Version>,
+    pub response_headers: &'t [u8],
+    pub response_body: &'t [u8],
+}
+
+impl<'t> TxView<'t> {
+    pub fn of(tx: &'t HttpTransaction) -> TxView<'t> {
+        TxView {
+            method: &tx.method,
+            uri: &tx.uri,
+            request_version: tx.request_version,
+            request_headers: &tx.request_headers,
+            request_body: &tx.request_body,
+            status_code: tx.status_code,
+            status_msg: tx.status_msg.as_deref(),
+            response_version: tx.response_version,
+            response_headers: &tx.response_headers,
+            response_body: &tx.response_body,
+        }
+    }
+}
+
 fn request_of<'t>(
-    tx: &'t HttpTransaction,
+    tx: &TxView<'t>,
     headers: &'t [(&'t [u8], &'t [u8])],
     version: &'t Option<[u8; 8]>,
 ) -> HttpRequest<'t> {
     HttpRequest {
-        method: &tx.method,
-        uri: &tx.uri,
+        method: tx.method,
+        uri: tx.uri,
         version: version.as_ref().map_or(&[][..], |v| &v[..]),
         headers,
-        body: &tx.request_body,
+        body: tx.request_body,
     }
 }
 
 impl HttpTap<'_, '_, '_, '_> {
-    fn request(&mut self, tx: &HttpTransaction, complete: bool) {
-        let headers = header_pairs(&tx.request_headers);
+    fn request(&mut self, tx: &TxView<'_>, complete: bool) {
+        let headers = header_pairs(tx.request_headers);
         let version = version_text(tx.request_version);
         let req = request_of(tx, &headers, &version);
         self.det
             .on_http_request(self.v, &req, complete, &mut self.alerts);
     }
 
-    fn response(&mut self, tx: &HttpTransaction, complete: bool) {
+    fn response(&mut self, tx: &TxView<'_>, complete: bool) {
         let Some(code) = tx.status_code else {
             return;
         };
-        let req_headers = header_pairs(&tx.request_headers);
+        let req_headers = header_pairs(tx.request_headers);
         let req_version = version_text(tx.request_version);
         // A reply seen without its request (picked up mid-connection).
         let req = (!tx.method.is_empty()).then(|| request_of(tx, &req_headers, &req_version));
-        let headers = header_pairs(&tx.response_headers);
+        let headers = header_pairs(tx.response_headers);
         let version = version_text(tx.response_version);
         let status = code.to_string();
         let resp = HttpResponse {
             version: version.as_ref().map_or(&[][..], |v| &v[..]),
             status: status.as_bytes(),
-            reason: tx.status_msg.as_deref().unwrap_or_default(),
+            reason: tx.status_msg.unwrap_or_default(),
             headers: &headers,
-            body: &tx.response_body,
+            body: tx.response_body,
         };
         self.det
             .on_http_response(self.v, req.as_ref(), &resp, complete, &mut self.alerts);
@@ -236,19 +264,19 @@ impl HttpTap<'_, '_, '_, '_> {
 
 impl HttpObserver for HttpTap<'_, '_, '_, '_> {
     fn request_headers(&mut self, _conn: &HttpConnRef, tx: &HttpTransaction) {
-        self.request(tx, false);
+        self.request(&TxView::of(tx), false);
     }
 
     fn request_done(&mut self, _conn: &HttpConnRef, tx: &HttpTransaction) {
-        self.request(tx, true);
+        self.request(&TxView::of(tx), true);
     }
 
     fn response_headers(&mut self, _conn: &HttpConnRef, tx: &HttpTransaction) {
-        self.response(tx, false);
+        self.response(&TxView::of(tx), false);
     }
 
     fn transaction_done(&mut self, _conn: &HttpConnRef, tx: &HttpTransaction) {
-        self.response(tx, true);
+        self.response(&TxView::of(tx), true);
     }
 }
 

@@ -9,13 +9,15 @@
 //! which rebuilds each packet's view from the batch's decodes and runs [`Detector`] on it
 //! exactly as the packet thread would have, in the same order, so alerts are the same.
 //!
-//! What the analyzers hand over is copied ([`OwnedDns`], the HTTP transaction): the
-//! analyzers' state moves on while the detector is still behind.
+//! What the analyzers hand over is copied ([`HttpCopy`], [`DnsCopy`]) into the byte arena
+//! of the batch's [`Work`]: the analyzers' state moves on while the detector is still behind,
+//! and one arena reused from batch to batch costs no allocation per message.
 
 use std::net::IpAddr;
 
 use crate::analyzers::dns::wire::Parsed;
-use crate::analyzers::http::{HttpAnalyzer, HttpTransaction};
+use crate::analyzers::http::parser::Version;
+use crate::analyzers::http::HttpAnalyzer;
 use crate::analyzers::{Record, RecordSink};
 use crate::capture::reader::PacketBatch;
 use crate::decode::Decoded;
@@ -23,7 +25,7 @@ use crate::flow::{PacketView, Transport4, Uid};
 use crate::ts::Ts;
 
 use super::buffers::DnsMessage;
-use super::feed;
+use super::feed::{self, TxView};
 use super::Detector;
 
 /// One packet of a connection, as the flow stage saw it.
@@ -44,29 +46,32 @@ pub struct PacketMeta {
     pub partial: bool,
 }
 
-/// A DNS message's parts the detector reads.
-#[derive(Clone, Debug, Default)]
-pub struct OwnedDns {
+/// Bytes in a [`Work`]'s arena.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Span(u32, u32);
+
+/// A DNS message's parts the detector reads; its questions are `Work::queries[queries]`.
+#[derive(Clone, Copy, Debug)]
+pub struct DnsCopy {
     pub id: u16,
     pub opcode: u8,
     pub response: bool,
-    /// Question names (dotted, without the root dot) and types.
-    pub queries: Vec<(Vec<u8>, u16)>,
+    queries: (u32, u32),
 }
 
-impl OwnedDns {
-    pub fn of(p: &Parsed) -> OwnedDns {
-        OwnedDns {
-            id: p.header.id,
-            opcode: p.header.opcode,
-            response: p.header.qr,
-            queries: p
-                .queries
-                .iter()
-                .map(|(r, t)| (p.query_text.get(r.clone()).unwrap_or_default().to_vec(), *t))
-                .collect(),
-        }
-    }
+/// An HTTP transaction's parts the detector reads (see [`TxView`]), in a [`Work`]'s arena.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpCopy {
+    method: Span,
+    uri: Span,
+    request_version: Option<Version>,
+    request_headers: Span,
+    request_body: Span,
+    status_code: Option<u16>,
+    status_msg: Option<Span>,
+    response_version: Option<Version>,
+    response_headers: Span,
+    response_body: Span,
 }
 
 /// Which HTTP stage an [`Item::Http`] is.
@@ -79,19 +84,72 @@ pub enum HttpStage {
 }
 
 /// What the packet thread hands the detection thread, in packet path order.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub enum Item {
     /// A packet of a connection; the items up to the next packet are about it.
     Packet(PacketMeta),
     /// A DNS message the DNS analyzer parsed from the packet.
-    Dns(OwnedDns),
+    Dns(DnsCopy),
     /// The HTTP analyzer is about to read the packet; `analyzer` says whether it keeps an
     /// HTTP state for the connection (the packet's own HTTP items follow).
     HttpTurn { analyzer: bool },
     /// A stage of a transaction the HTTP analyzer parsed from the packet.
-    Http(HttpStage, Box<HttpTransaction>),
+    Http(HttpStage, HttpCopy),
     /// The connection ended: its detection state goes.
     ConnEnd { slot: u32, uid: Uid },
+}
+
+/// Largest arena kept for reuse (a batch of ordinary traffic needs a few hundred KiB).
+const ARENA_KEEP: usize = 4 << 20;
+
+/// Items and the bytes they refer to.
+#[derive(Debug, Default)]
+pub struct Work {
+    pub items: Vec<Item>,
+    bytes: Vec<u8>,
+    /// DNS questions: name and type.
+    queries: Vec<(Span, u16)>,
+}
+
+impl Work {
+    fn put(&mut self, b: &[u8]) -> Span {
+        let start = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(b);
+        Span(start, self.bytes.len() as u32)
+    }
+
+    fn get(&self, s: Span) -> &[u8] {
+        self.bytes
+            .get(s.0 as usize..s.1 as usize)
+            .unwrap_or_default()
+    }
+
+    /// Empties the work for reuse; an arena a burst of large HTTP messages grew is let go
+    /// (work waits in a queue for reuse: kept large, each would hold its peak).
+    pub fn clear(&mut self) {
+        self.items.clear();
+        self.queries.clear();
+        if self.bytes.capacity() > ARENA_KEEP {
+            self.bytes = Vec::new();
+        } else {
+            self.bytes.clear();
+        }
+    }
+
+    fn tx(&self, c: &HttpCopy) -> TxView<'_> {
+        TxView {
+            method: self.get(c.method),
+            uri: self.get(c.uri),
+            request_version: c.request_version,
+            request_headers: self.get(c.request_headers),
+            request_body: self.get(c.request_body),
+            status_code: c.status_code,
+            status_msg: c.status_msg.map(|s| self.get(s)),
+            response_version: c.response_version,
+            response_headers: self.get(c.response_headers),
+            response_body: self.get(c.response_body),
+        }
+    }
 }
 
 /// The packet thread's end: items of the batch being processed, until the packet path hands
@@ -99,7 +157,7 @@ pub enum Item {
 /// as an interval boundary).
 #[derive(Debug, Default)]
 pub struct DetectLink {
-    items: Vec<Item>,
+    work: Work,
     /// Index and number of the frame being processed.
     frame: (u32, u64),
 }
@@ -118,7 +176,7 @@ impl DetectLink {
             .layers()
             .position(|l| std::ptr::eq(l, v.layer))
             .unwrap_or(0) as u8;
-        self.items.push(Item::Packet(PacketMeta {
+        self.work.items.push(Item::Packet(PacketMeta {
             index: self.frame.0,
             layer,
             frame_no: self.frame.1,
@@ -134,16 +192,50 @@ impl DetectLink {
     }
 
     pub fn push(&mut self, item: Item) {
-        self.items.push(item);
+        self.work.items.push(item);
+    }
+
+    /// A DNS message the DNS analyzer parsed.
+    pub fn dns(&mut self, p: &Parsed) {
+        let w = &mut self.work;
+        let first = w.queries.len() as u32;
+        for (r, t) in &p.queries {
+            let name = w.put(p.query_text.get(r.clone()).unwrap_or_default());
+            w.queries.push((name, *t));
+        }
+        w.items.push(Item::Dns(DnsCopy {
+            id: p.header.id,
+            opcode: p.header.opcode,
+            response: p.header.qr,
+            queries: (first, w.queries.len() as u32),
+        }));
+    }
+
+    /// A stage of a transaction the HTTP analyzer parsed.
+    pub fn http(&mut self, stage: HttpStage, tx: &TxView<'_>) {
+        let w = &mut self.work;
+        let copy = HttpCopy {
+            method: w.put(tx.method),
+            uri: w.put(tx.uri),
+            request_version: tx.request_version,
+            request_headers: w.put(tx.request_headers),
+            request_body: w.put(tx.request_body),
+            status_code: tx.status_code,
+            status_msg: tx.status_msg.map(|m| w.put(m)),
+            response_version: tx.response_version,
+            response_headers: w.put(tx.response_headers),
+            response_body: w.put(tx.response_body),
+        };
+        w.items.push(Item::Http(stage, copy));
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.work.items.is_empty()
     }
 
-    /// The items so far; the link starts over with `spare` (an emptied vector to reuse).
-    pub fn take(&mut self, spare: Vec<Item>) -> Vec<Item> {
-        std::mem::replace(&mut self.items, spare)
+    /// The work so far; the link starts over with `spare` (an emptied one to reuse).
+    pub fn take(&mut self, spare: Work) -> Work {
+        std::mem::replace(&mut self.work, spare)
     }
 }
 
@@ -165,14 +257,10 @@ impl DetectStage {
         }
     }
 
-    /// Runs the items (of `batch`, which holds their frames; `None` when no item is a packet)
-    /// through the detector; alerts go to `out`.
-    pub fn process(
-        &mut self,
-        batch: Option<&PacketBatch>,
-        items: &[Item],
-        out: &mut dyn RecordSink,
-    ) {
+    /// Runs the work's items (of `batch`, which holds their frames; `None` when no item is a
+    /// packet) through the detector; alerts go to `out`.
+    pub fn process(&mut self, batch: Option<&PacketBatch>, work: &Work, out: &mut dyn RecordSink) {
+        let items = &work.items[..];
         let Some(det) = self.detector.as_mut() else {
             return;
         };
@@ -194,8 +282,7 @@ impl DetectStage {
                             det,
                             &mut self.http,
                             b,
-                            m,
-                            &items[i + 1..end],
+                            (m, work, i + 1..end),
                             &mut self.alerts,
                             out,
                         );
@@ -211,12 +298,12 @@ impl DetectStage {
 
 /// One packet and its application-layer items, as [`crate::analyzers::Analyzers`] would have
 /// run them with the detector on its own thread.
+/// `(m, work, own)`: the packet, the work it is in and the range of its own items there.
 fn packet(
     det: &mut Detector,
     http: &mut HttpAnalyzer,
     batch: &PacketBatch,
-    m: &PacketMeta,
-    items: &[Item],
+    (m, work, own): (&PacketMeta, &Work, std::ops::Range<usize>),
     alerts: &mut Vec<Record>,
     out: &mut dyn RecordSink,
 ) {
@@ -249,11 +336,17 @@ fn packet(
     det.frame(m.frame_no);
     det.on_packet(&v, out);
     let mut analyzer_http = false;
-    for it in items {
+    for it in work.items.get(own).unwrap_or_default() {
         match it {
             Item::Dns(msg) => {
-                let queries: Vec<(&[u8], u16)> =
-                    msg.queries.iter().map(|(q, t)| (&q[..], *t)).collect();
+                let (a, b) = msg.queries;
+                let queries: Vec<(&[u8], u16)> = work
+                    .queries
+                    .get(a as usize..b as usize)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|&(q, t)| (work.get(q), t))
+                    .collect();
                 let dm = DnsMessage {
                     id: msg.id,
                     opcode: msg.opcode,
@@ -272,7 +365,7 @@ fn packet(
                 }
             }
             Item::Http(stage, tx) if analyzer_http => {
-                feed::http_stage(det, &v, *stage, tx, alerts);
+                feed::http_stage(det, &v, *stage, &work.tx(tx), alerts);
                 for r in alerts.drain(..) {
                     out.record(r);
                 }

@@ -12,7 +12,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::analyzers::{Record, RecordSink};
 use crate::capture::reader::PacketBatch;
-use crate::detect::stage::{DetectStage, Item};
+use crate::detect::stage::{DetectStage, Work};
 use crate::detect::Detector;
 use crate::logs::LogMsg;
 use crate::stats::{Stats, StatsSnapshot};
@@ -29,7 +29,7 @@ pub enum Downstream {
     /// with the batch (this message holds the last reference to it).
     Detect {
         batch: Option<Arc<PacketBatch>>,
-        items: Vec<Item>,
+        work: Work,
         last: bool,
     },
     /// A reloaded rule set (or none) replaces the running one.
@@ -59,14 +59,14 @@ impl RecordSink for AlertSender {
 }
 
 /// Starts the detection thread with `detector`; it ends when every sender of `rx` is gone.
-/// Item vectors it is done with go back through `spare` (a batch's items are thousands: grown
+/// Work it is done with goes back through `spare` (a batch's items are thousands: grown
 /// afresh for every batch, their reallocations cost the packet thread more than the items).
 pub fn spawn(
     detector: Detector,
     rx: Receiver<Downstream>,
     writer: Sender<LogMsg>,
     recycle: Sender<PacketBatch>,
-    spare: Sender<Vec<Item>>,
+    spare: Sender<Work>,
     stats: Arc<Stats>,
 ) -> JoinHandle<()> {
     std::thread::Builder::new()
@@ -79,11 +79,14 @@ pub fn spawn(
             };
             for m in rx {
                 match m {
-                    Downstream::Detect { batch, items, last } => {
-                        stage.process(batch.as_deref(), &items, &mut alerts);
-                        let mut items = items;
-                        items.clear();
-                        let _ = spare.try_send(items);
+                    Downstream::Detect {
+                        batch,
+                        mut work,
+                        last,
+                    } => {
+                        stage.process(batch.as_deref(), &work, &mut alerts);
+                        work.clear();
+                        let _ = spare.try_send(work);
                         if let (true, Some(b)) = (last, batch) {
                             // Earlier messages' references were dropped as they ran.
                             if let Ok(b) = Arc::try_unwrap(b) {
