@@ -180,6 +180,8 @@ counters! {
     rules_reloaded,
     /// Reloads that failed (the running rules stayed).
     rules_reload_failed,
+    /// Matching failed on a bug and detection was turned off (until a rule reload).
+    detect_failures,
 }
 
 impl Stats {

@@ -84,7 +84,17 @@ pub fn spawn(
                         mut work,
                         last,
                     } => {
-                        stage.process(batch.as_deref(), &work, &mut alerts);
+                        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            stage.process(batch.as_deref(), &work, &mut alerts)
+                        }));
+                        if ran.is_err() {
+                            // A bug in matching must not take the logs down with it: this
+                            // thread forwards everything the packet path writes. Detection is
+                            // off until rules are reloaded.
+                            log::error!("detection failed on a packet; detection is off until the rules are reloaded");
+                            Stats::inc(&stats.detect_failures);
+                            stage.detector = None;
+                        }
                         work.clear();
                         let _ = spare.try_send(work);
                         if let (true, Some(b)) = (last, batch) {
@@ -130,4 +140,5 @@ fn detection_counters(snap: &mut StatsSnapshot, stats: &Stats) {
     snap.detect_flows_full = now.detect_flows_full;
     snap.detect_flowbits_full = now.detect_flowbits_full;
     snap.detect_threshold_full = now.detect_threshold_full;
+    snap.detect_failures = now.detect_failures;
 }
