@@ -6,6 +6,9 @@
 #                              samples/sample.pcap): the logs must be equal
 #   replay --seed 1 --bundles  samples/sample.pcap: interval folders and minute bundles (unpacked;
 #                              member names, order and contents) must be equal
+#   replay --seed 1 --bundles --rules
+#                              samples/sample.pcap with a few rules of our own (detection on
+#                              its thread, alerts across interval boundaries): the same
 # Only the wall-clock lines differ between two runs: #open/#close in the logs and the
 # timestamps of sensor.log, so those are left out of the comparison.
 set -euo pipefail
@@ -15,6 +18,14 @@ targets=${*:-$CROSS_TARGETS_DEFAULT}
 CORPUS=${CORPUS:-$ROOT/../shared/corpus/zeek/cases}
 work=$(mktemp -d "${TMPDIR:-/tmp}/osect-smoke.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+
+# Packet, stream, HTTP and DNS rules that fire on the sample (eve.json in every interval).
+cat >"$work/smoke.rules" <<'RULES'
+alert tcp any any -> any 502 (msg:"modbus request"; flow:to_server; dsize:>0; sid:1;)
+alert http any any -> any any (msg:"http uri"; http.uri; content:"/"; sid:2;)
+alert dns any any -> any any (msg:"plant query"; dns.query; content:"plant"; sid:3;)
+alert tcp any any -> any any (msg:"tcp payload"; flow:established; content:"|00|"; sid:4;)
+RULES
 
 captures=("$ROOT/samples/sample.pcap")
 if [ -d "$CORPUS" ]; then
@@ -53,8 +64,14 @@ run_all() {
     echo "$rc" >"$b.rc"
     # Log lines: wall-clock stamps, and the writer and spool threads interleave freely.
     rm -f "$b/sensor.log" "$b.err"
+    local r=$work/$name/rules
+    rc=0
+    "$@" replay "$ROOT/samples/sample.pcap" --seed 1 --bundles --out "$r" \
+        --rules "$work/smoke.rules" 2>"$r.err" || rc=$?
+    echo "$rc" >"$r.rc"
+    rm -f "$r/sensor.log" "$r.err"
     local z
-    for z in "$b"/spool/*.tar.zst; do
+    for z in "$b"/spool/*.tar.zst "$r"/spool/*.tar.zst; do
         mkdir -p "$z.d"
         zstd -qdc "$z" | tar -tv >"$z.d/members"
         zstd -qdc "$z" | tar -x -C "$z.d"
