@@ -374,3 +374,72 @@ fn packet(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_copies_read_back_from_the_arena() {
+        let tx = TxView {
+            method: b"POST",
+            uri: b"/upload?x=1",
+            request_version: Some(Version::default()),
+            request_headers: b"Host: plc\r\nContent-Length: 3",
+            request_body: b"abc",
+            status_code: Some(200),
+            status_msg: Some(b"OK"),
+            response_version: None,
+            response_headers: b"",
+            response_body: b"<html>",
+        };
+        let mut link = DetectLink::default();
+        link.push(Item::HttpTurn { analyzer: true });
+        link.http(HttpStage::TransactionDone, &tx);
+        // A second message after the first: spans stay apart.
+        link.http(
+            HttpStage::RequestHeaders,
+            &TxView {
+                method: b"GET",
+                ..TxView::default()
+            },
+        );
+        assert!(!link.is_empty());
+        let work = link.take(Work::default());
+        assert!(link.is_empty());
+        let copies: Vec<_> = work
+            .items
+            .iter()
+            .filter_map(|it| match it {
+                Item::Http(stage, c) => Some((*stage, work.tx(c))),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(copies.len(), 2);
+        let (stage, got) = copies[0];
+        assert_eq!(stage, HttpStage::TransactionDone);
+        assert_eq!(got.method, tx.method);
+        assert_eq!(got.uri, tx.uri);
+        assert_eq!(got.request_headers, tx.request_headers);
+        assert_eq!(got.request_body, tx.request_body);
+        assert_eq!(got.status_code, Some(200));
+        assert_eq!(got.status_msg, Some(&b"OK"[..]));
+        assert_eq!(got.response_body, tx.response_body);
+        assert_eq!(got.request_version, tx.request_version);
+        assert_eq!(copies[1].1.method, b"GET");
+        assert!(copies[1].1.status_msg.is_none());
+    }
+
+    #[test]
+    fn cleared_work_lets_a_grown_arena_go() {
+        let mut w = Work::default();
+        w.put(&vec![0u8; ARENA_KEEP + 1]);
+        w.items.push(Item::HttpTurn { analyzer: false });
+        w.clear();
+        assert!(w.items.is_empty());
+        assert_eq!(w.bytes.capacity(), 0);
+        w.put(b"small");
+        w.clear();
+        assert!(w.bytes.capacity() > 0, "a small arena is kept for reuse");
+    }
+}
