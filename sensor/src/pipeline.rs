@@ -19,7 +19,7 @@ use crate::capture::{CaptureError, RawPacket};
 use crate::config::Config;
 use crate::decode::detached::DecodedBatch;
 use crate::decode::{Decoded, Decoder};
-use crate::detect::stage::DetectLink;
+use crate::detect::stage::{DetectLink, Work};
 use crate::detect::Detector;
 use crate::flow::FlowTable;
 use crate::logs::zeek::Utf8Policy;
@@ -48,6 +48,8 @@ pub enum PipelineError {
     },
     #[error("the log writer stopped unexpectedly")]
     WriterGone,
+    #[error("the detection thread stopped unexpectedly")]
+    DetectGone,
     #[error("upload: {0}")]
     Upload(#[from] crate::upload::UploadError),
     #[error("rules: {0}")]
@@ -72,20 +74,20 @@ enum LogTx {
 }
 
 impl LogTx {
+    // A send fails only when the writer is gone, which the writer's own result reports.
     fn send(&self, m: LogMsg) {
-        let _ = match self {
-            LogTx::Direct(tx) => tx.send(m).map_err(|_| ()),
-            LogTx::Staged(tx) => tx.send(Downstream::Log(m)).map_err(|_| ()),
-        };
+        match self {
+            LogTx::Direct(tx) => drop(tx.send(m)),
+            LogTx::Staged(tx) => drop(tx.send(Downstream::Log(m))),
+        }
     }
 
+    /// A counters line (through the detection thread, which adds its own counters to it).
     fn counters(&self, snap: crate::stats::StatsSnapshot) {
-        let _ = match self {
-            LogTx::Direct(tx) => tx.send(LogMsg::Counters(snap.to_line())).map_err(|_| ()),
-            LogTx::Staged(tx) => tx
-                .send(Downstream::Counters(Box::new(snap)))
-                .map_err(|_| ()),
-        };
+        match self {
+            LogTx::Direct(tx) => drop(tx.send(LogMsg::Counters(snap.to_line()))),
+            LogTx::Staged(tx) => drop(tx.send(Downstream::Counters(Box::new(snap)))),
+        }
     }
 }
 
@@ -94,8 +96,9 @@ struct BatchSender {
     tx: LogTx,
     batch: Vec<Record>,
     /// Batches the writer is done with: their records are dropped on this thread, which
-    /// allocated them (see [`logs::run_writer`]), and their buffers reused.
-    spent: Receiver<Vec<Record>>,
+    /// allocated them (see [`logs::run_writer`]), and their buffers reused. (The detection
+    /// thread's alerts are few: its batches go without.)
+    spent: Option<Receiver<Vec<Record>>>,
 }
 
 impl RecordSink for BatchSender {
@@ -109,7 +112,7 @@ impl RecordSink for BatchSender {
     fn flush(&mut self) {
         if !self.batch.is_empty() {
             let mut next = None;
-            while let Ok(mut v) = self.spent.try_recv() {
+            while let Some(Ok(mut v)) = self.spent.as_ref().map(Receiver::try_recv) {
                 v.clear();
                 next = Some(v);
             }
@@ -118,6 +121,16 @@ impl RecordSink for BatchSender {
             self.tx.send(LogMsg::Records(full));
         }
     }
+}
+
+/// The packet path's end of the detection thread (see [`detect_thread`]).
+struct Handoff {
+    tx: Sender<Downstream>,
+    /// Work the detection thread is done with, emptied, for reuse.
+    spare: Receiver<Work>,
+    /// The batch being processed (shared with the detection thread until it is done with the
+    /// batch's items).
+    batch: Option<Arc<PacketBatch>>,
 }
 
 /// Interval bookkeeping on packet time.
@@ -133,11 +146,8 @@ pub struct PacketPath {
     analyzers: Analyzers,
     intervals: Option<Intervals>,
     tx: LogTx,
-    /// With rules loaded: the detection thread's channel, and the batch being processed
-    /// (shared with the detection thread until it is done with its items).
-    detect: Option<(Sender<Downstream>, Option<Arc<PacketBatch>>)>,
-    /// Item vectors the detection thread gave back, for reuse.
-    spare_items: Option<Receiver<crate::detect::stage::Work>>,
+    /// With rules loaded: the hand-over to the detection thread.
+    detect: Option<Handoff>,
     stats: Arc<Stats>,
     /// Frames and bytes counted in but not yet added to `stats` (see [`PacketPath::publish`]).
     unpublished: (u64, u64),
@@ -153,10 +163,11 @@ impl PacketPath {
         interval: Option<Span>,
         detect: Option<DetectChannels>,
     ) -> PacketPath {
-        let (detect, spare_items) = match detect {
-            Some((tx, spare)) => (Some((tx, None)), Some(spare)),
-            None => (None, None),
-        };
+        let detect = detect.map(|(tx, spare)| Handoff {
+            tx,
+            spare,
+            batch: None,
+        });
         let local = cfg.conn.local_prefixes().unwrap_or_default();
         let mut path = PacketPath {
             flows: FlowTable::new(cfg.flow.clone(), cfg.conn.uid_seed, stats.clone()),
@@ -168,7 +179,7 @@ impl PacketPath {
                 Box::new(BatchSender {
                     tx: tx.clone(),
                     batch: Vec::with_capacity(BATCH),
-                    spent,
+                    spent: Some(spent),
                 }),
             )
             .with_frame_logs(frame_logs(cfg, &stats))
@@ -176,7 +187,6 @@ impl PacketPath {
             intervals: interval.map(|len| Intervals { len, start: None }),
             tx,
             detect,
-            spare_items,
             stats,
             unpublished: (0, 0),
             frames: 0,
@@ -190,18 +200,19 @@ impl PacketPath {
     /// Hands the detection items so far to the detection thread; `last`: with the batch
     /// (the packet path is done with it).
     fn flush_detect(&mut self, last: bool) {
-        let (Some((tx, batch)), Some(link)) =
-            (self.detect.as_mut(), self.analyzers.detect.as_mut())
-        else {
+        let (Some(h), Some(link)) = (self.detect.as_mut(), self.analyzers.detect.as_mut()) else {
             return;
         };
-        if link.is_empty() && !(last && batch.is_some()) {
+        if link.is_empty() && !(last && h.batch.is_some()) {
             return;
         }
-        let spare = self.spare_items.as_ref().and_then(|r| r.try_recv().ok());
-        let work = link.take(spare.unwrap_or_default());
-        let batch = if last { batch.take() } else { batch.clone() };
-        let _ = tx.send(Downstream::Detect { batch, work, last });
+        let work = link.take(h.spare.try_recv().unwrap_or_default());
+        let batch = if last {
+            h.batch.take()
+        } else {
+            h.batch.clone()
+        };
+        let _ = h.tx.send(Downstream::Detect { batch, work, last });
     }
 
     /// Closes intervals that end at or before `now` and opens the one holding `now`.
@@ -320,8 +331,8 @@ impl PacketPath {
             return Some(batch);
         }
         let batch = Arc::new(batch);
-        if let Some((_, b)) = self.detect.as_mut() {
-            *b = Some(batch.clone());
+        if let Some(h) = self.detect.as_mut() {
+            h.batch = Some(batch.clone());
         }
         self.on_batch(&batch);
         drop(batch);
@@ -384,8 +395,8 @@ struct Downstreams {
     detect_thread: Option<JoinHandle<()>>,
 }
 
-/// The packet path's ends of the detection thread's channels: work out, item vectors back.
-type DetectChannels = (Sender<Downstream>, Receiver<crate::detect::stage::Work>);
+/// The packet path's ends of the detection thread's channels: work out, emptied work back.
+type DetectChannels = (Sender<Downstream>, Receiver<Work>);
 
 /// The packet path's ends of the channels below it: log messages out and written record
 /// batches back, and the detection thread's channels when there is one.
@@ -413,7 +424,7 @@ impl Downstreams {
                 let (dtx, drx) = bounded(DETECT_QUEUE);
                 // The detection thread holds a batch while the packet path works on the next.
                 reader.add_batch();
-                // Item vectors: one per batch in flight and a few partial ones.
+                // Emptied work for reuse: one per batch in flight and a few partial ones.
                 let (spare_tx, spare_rx) = bounded(DETECT_QUEUE);
                 let h =
                     detect_thread::spawn(d, drx, wtx, reader.recycler(), spare_tx, stats.clone());
@@ -431,7 +442,7 @@ impl Downstreams {
     /// Waits for the threads after the packet path (every sender) is gone.
     fn join(self) -> Result<std::io::Result<()>, PipelineError> {
         if let Some(h) = self.detect_thread {
-            h.join().map_err(|_| PipelineError::WriterGone)?;
+            h.join().map_err(|_| PipelineError::DetectGone)?;
         }
         self.writer.join().map_err(|_| PipelineError::WriterGone)
     }
@@ -589,8 +600,8 @@ impl PacketPath {
                 }
                 match &self.detect {
                     // In order: packets before this point meet the old set, after it the new.
-                    Some((tx, _)) => {
-                        let _ = tx.send(Downstream::Rules(new.map(Box::new)));
+                    Some(h) => {
+                        let _ = h.tx.send(Downstream::Rules(new.map(Box::new)));
                     }
                     None if new.is_some() => {
                         log::warn!("rules: detection was off at start; restart to turn it on")

@@ -242,7 +242,6 @@ pub struct Analyzers {
     frame_logs: frame_logs::FrameLogs,
     /// `[analyzers] enabled`: off, only conn rows (and detection, if configured) come out.
     enabled: bool,
-    /// Signature detection, when rules are configured.
     /// With rules loaded: what the detection thread is handed (see [`crate::detect::stage`]).
     pub detect: Option<crate::detect::stage::DetectLink>,
 }

@@ -30,7 +30,8 @@ use crate::stats::Stats;
 use crate::ts::{Span, Ts};
 
 /// Batches in flight between the reader and the packet path: one being filled, one being
-/// processed, one ready in between. Each holds a window of the file and its decodes (about a
+/// processed, one ready in between (one more with rules loaded, held by the detection thread
+/// after the packet path: see [`CaptureReader::add_batch`]). Each holds a window of the file and its decodes (about a
 /// megabyte for a window of small packets), so more would cost memory, not speed.
 pub const BATCHES: usize = 3;
 

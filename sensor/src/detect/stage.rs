@@ -48,7 +48,7 @@ pub struct PacketMeta {
 
 /// Bytes in a [`Work`]'s arena.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Span(u32, u32);
+pub struct ArenaRange(u32, u32);
 
 /// A DNS message's parts the detector reads; its questions are `Work::queries[queries]`.
 #[derive(Clone, Copy, Debug)]
@@ -62,16 +62,16 @@ pub struct DnsCopy {
 /// An HTTP transaction's parts the detector reads (see [`TxView`]), in a [`Work`]'s arena.
 #[derive(Clone, Copy, Debug)]
 pub struct HttpCopy {
-    method: Span,
-    uri: Span,
+    method: ArenaRange,
+    uri: ArenaRange,
     request_version: Option<Version>,
-    request_headers: Span,
-    request_body: Span,
+    request_headers: ArenaRange,
+    request_body: ArenaRange,
     status_code: Option<u16>,
-    status_msg: Option<Span>,
+    status_msg: Option<ArenaRange>,
     response_version: Option<Version>,
-    response_headers: Span,
-    response_body: Span,
+    response_headers: ArenaRange,
+    response_body: ArenaRange,
 }
 
 /// Which HTTP stage an [`Item::Http`] is.
@@ -108,17 +108,17 @@ pub struct Work {
     pub items: Vec<Item>,
     bytes: Vec<u8>,
     /// DNS questions: name and type.
-    queries: Vec<(Span, u16)>,
+    queries: Vec<(ArenaRange, u16)>,
 }
 
 impl Work {
-    fn put(&mut self, b: &[u8]) -> Span {
+    fn put(&mut self, b: &[u8]) -> ArenaRange {
         let start = self.bytes.len() as u32;
         self.bytes.extend_from_slice(b);
-        Span(start, self.bytes.len() as u32)
+        ArenaRange(start, self.bytes.len() as u32)
     }
 
-    fn get(&self, s: Span) -> &[u8] {
+    fn get(&self, s: ArenaRange) -> &[u8] {
         self.bytes
             .get(s.0 as usize..s.1 as usize)
             .unwrap_or_default()
@@ -244,7 +244,7 @@ impl DetectLink {
 pub struct DetectStage {
     pub detector: Option<Detector>,
     http: HttpAnalyzer,
-    /// Frame decodes are rebuilt here (one per packet).
+    /// Alerts of one application-layer message, before they go out.
     alerts: Vec<Record>,
 }
 

@@ -10,14 +10,14 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::analyzers::{Record, RecordSink};
+use crate::analyzers::RecordSink;
 use crate::capture::reader::PacketBatch;
 use crate::detect::stage::{DetectStage, Work};
 use crate::detect::Detector;
 use crate::logs::LogMsg;
 use crate::stats::{Stats, StatsSnapshot};
 
-use super::BATCH;
+use super::{BatchSender, LogTx, BATCH};
 
 /// What the packet thread sends down when detection has a thread of its own.
 pub enum Downstream {
@@ -36,28 +36,6 @@ pub enum Downstream {
     Rules(Option<Box<Detector>>),
 }
 
-/// Alerts to the writer in batches.
-struct AlertSender {
-    tx: Sender<LogMsg>,
-    batch: Vec<Record>,
-}
-
-impl RecordSink for AlertSender {
-    fn record(&mut self, r: Record) {
-        self.batch.push(r);
-        if self.batch.len() >= BATCH {
-            self.flush();
-        }
-    }
-
-    fn flush(&mut self) {
-        if !self.batch.is_empty() {
-            let full = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-            let _ = self.tx.send(LogMsg::Records(full));
-        }
-    }
-}
-
 /// Starts the detection thread with `detector`; it ends when every sender of `rx` is gone.
 /// Work it is done with goes back through `spare` (a batch's items are thousands: grown
 /// afresh for every batch, their reallocations cost the packet thread more than the items).
@@ -73,9 +51,10 @@ pub fn spawn(
         .name("detect".into())
         .spawn(move || {
             let mut stage = DetectStage::new(Some(detector), stats.clone());
-            let mut alerts = AlertSender {
-                tx: writer.clone(),
+            let mut alerts = BatchSender {
+                tx: LogTx::Direct(writer.clone()),
                 batch: Vec::with_capacity(BATCH),
+                spent: None,
             };
             for m in rx {
                 match m {

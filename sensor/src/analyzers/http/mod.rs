@@ -223,10 +223,6 @@ impl HttpConn {
         }
     }
 
-    pub fn is_observe_only(&self) -> bool {
-        self.observe_only.is_some()
-    }
-
     fn bytes_seen(&self) -> u64 {
         self.streams.iter().map(|s| s.delivered + s.gap_bytes).sum()
     }
