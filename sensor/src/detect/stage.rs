@@ -195,8 +195,12 @@ impl DetectLink {
         self.work.items.push(item);
     }
 
-    /// A DNS message the DNS analyzer parsed.
+    /// A DNS message the DNS analyzer parsed. Responses are not handed over: the detector
+    /// inspects queries only ([`Detector::on_dns`]).
     pub fn dns(&mut self, p: &Parsed) {
+        if p.header.qr {
+            return;
+        }
         let w = &mut self.work;
         let first = w.queries.len() as u32;
         for (r, t) in &p.queries {
