@@ -184,7 +184,9 @@ impl DecodedBatch {
 
     /// [`DecodedBatch::get`] into a fresh packet the caller owns (no moves of the several
     /// hundred bytes of a [`Decoded`] through return values on the per-packet path).
-    #[inline]
+    // Always inlined: called per packet by the packet and detection threads, and as a call it
+    // pays for copying its several-hundred-byte result.
+    #[inline(always)]
     pub fn get_into<'a>(
         &'a self,
         i: usize,
@@ -322,6 +324,7 @@ impl DecodedBatch {
     }
 }
 
+#[inline(always)]
 fn attach_layer<'a>(l: &DetachedLayer, frame: &'a [u8], side: &'a [u8]) -> IpLayer<'a> {
     let transport = match l.transport {
         DetachedTransport::Tcp {
