@@ -170,6 +170,9 @@ impl DetectLink {
     }
 
     /// A packet of a connection (`v.frame` is the frame told by [`DetectLink::frame`]).
+    // Not inlined: kept out of the analyzers' per-packet function, which runs without rules
+    // too.
+    #[inline(never)]
     pub fn packet(&mut self, v: &PacketView<'_, '_>) {
         let layer = v
             .frame
