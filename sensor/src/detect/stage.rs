@@ -303,6 +303,16 @@ impl DetectStage {
     }
 }
 
+/// Alerts of one message to `out` (most messages raise none).
+#[inline]
+fn pass_on(alerts: &mut Vec<Record>, out: &mut dyn RecordSink) {
+    if !alerts.is_empty() {
+        for r in alerts.drain(..) {
+            out.record(r);
+        }
+    }
+}
+
 /// One packet and its application-layer items, as [`crate::analyzers::Analyzers`] would have
 /// run them with the detector on its own thread.
 /// `(m, work, own)`: the packet, the work it is in and the range of its own items there.
@@ -361,21 +371,15 @@ fn packet(
                     queries: &queries,
                 };
                 det.on_dns(&v, &dm, alerts);
-                for r in alerts.drain(..) {
-                    out.record(r);
-                }
+                pass_on(alerts, out);
             }
             Item::HttpTurn { analyzer } => {
                 analyzer_http = feed::attach_http(det, http, &v, *analyzer, alerts);
-                for r in alerts.drain(..) {
-                    out.record(r);
-                }
+                pass_on(alerts, out);
             }
             Item::Http(stage, tx) if analyzer_http => {
                 feed::http_stage(det, &v, *stage, &work.tx(tx), alerts);
-                for r in alerts.drain(..) {
-                    out.record(r);
-                }
+                pass_on(alerts, out);
             }
             _ => {}
         }
