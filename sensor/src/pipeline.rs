@@ -335,6 +335,8 @@ impl PacketPath {
             h.batch = Some(batch.clone());
         }
         self.on_batch(&batch);
+        // The hand-over's reference goes in the last message, the only one left by then, so
+        // that the detection thread can give the batch back to the reader.
         drop(batch);
         self.flush_detect(true);
         None
